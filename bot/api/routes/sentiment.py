@@ -1,0 +1,39 @@
+"""POST /v1/sentiment."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from bot.api.auth import ScopeDep
+from bot.api.deps import SentimentDep, SessionDep, SettingsDep
+from bot.api.schemas import SentimentPublic, SentimentRequest
+from bot.errors import InputError, PayloadTooLargeError
+from bot.metrics import SENTIMENT_BATCH, SENTIMENT_TEXTS
+from storage.repositories.predictions import PredictionRecord, log_predictions
+
+router = APIRouter(prefix="/v1", tags=["sentiment"])
+
+
+def check_texts(texts: list[str], *, max_texts: int, max_chars: int) -> None:
+    if not texts:
+        raise InputError("texts must hold at least one text")
+    if len(texts) > max_texts:
+        raise PayloadTooLargeError(f"{len(texts)} texts in one call; the limit is {max_texts}: split the batch")
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise InputError(f"texts[{i}] is empty or whitespace")
+        if len(text) > max_chars:
+            raise PayloadTooLargeError(f"texts[{i}] has {len(text)} characters; the limit is {max_chars}")
+
+
+@router.post("/sentiment", response_model=SentimentPublic, response_model_exclude_none=True)
+def classify(body: SentimentRequest, sentiment: SentimentDep, session: SessionDep, settings: SettingsDep,
+             _scope: ScopeDep):
+    check_texts(body.texts, max_texts=settings.max_texts_per_request, max_chars=settings.max_text_chars)
+    results = sentiment.classify(body.texts, explain=body.explain)
+    SENTIMENT_BATCH.observe(len(results))
+    for r in results:
+        SENTIMENT_TEXTS.labels(r.label, r.language).inc()
+    log_predictions(session, task="sentiment", model_version=sentiment.version,
+                    records=[PredictionRecord(r.label, r.score, len(t), r.language) for r, t in zip(results, body.texts)])
+    return {"model": sentiment.version, "results": [r.public() for r in results]}

@@ -1,0 +1,166 @@
+"""A text classifier: tokenizer + sequence-classification model, batched with dynamic padding.
+
+Loads any model reference (bot.model_refs): a plain transformers classifier, or a
+supportbot adapter directory (LoRA adapter + head + label map on a base model), which is
+merged into the base for inference speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from bot.errors import ModelLoadError
+from bot.model_refs import ResolvedModel, resolve
+
+log = logging.getLogger(__name__)
+
+ADAPTER_META = "supportbot.json"
+
+
+class Classifier(Protocol):
+    """What the services need from a classifier; tests can plug in anything like it."""
+
+    name: str
+    labels: list[str]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def read_adapter_meta(path: str | Path) -> dict:
+    try:
+        meta = json.loads((Path(path) / ADAPTER_META).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path}: unreadable {ADAPTER_META} ({exc}); retrain or restore the adapter") from exc
+    missing = [k for k in ("base", "labels", "task") if k not in meta]
+    if missing:
+        raise ModelLoadError(f"{path}/{ADAPTER_META} lacks {', '.join(missing)}: not a supportbot adapter")
+    return meta
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
+def ensure_pad_token(tokenizer, model) -> None:
+    """Causal LMs used as classifiers pool the last non-pad token: they need a pad id."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def load_base_classifier(resolved: ResolvedModel, labels: list[str], *, quantization_config=None, dtype=None):
+    """Tokenizer + AutoModelForSequenceClassification with the given label set."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    kwargs = {"local_files_only": True} if resolved.local else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
+        with quiet_transformers():  # the fresh head is reported as "newly initialized": expected
+            model = AutoModelForSequenceClassification.from_pretrained(
+                resolved.path,
+                num_labels=len(labels),
+                id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)},
+                dtype=dtype or torch.float32,
+                quantization_config=quantization_config,
+                **({"device_map": {"": "cpu"}} if quantization_config is not None and not torch.cuda.is_available() else {}),
+                **kwargs,
+            )
+    except OSError as exc:
+        raise ModelLoadError(f"cannot load model {resolved.ref!r} from {resolved.path}: {exc}") from exc
+    ensure_pad_token(tokenizer, model)
+    return tokenizer, model
+
+
+@dataclass
+class TextClassifier:
+    name: str
+    labels: list[str]
+    model: object
+    tokenizer: object
+    max_length: int = 256
+    batch_size: int = 32
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, ref: str, cache_dir: Path, *, batch_size: int = 32) -> "TextClassifier":
+        resolved = resolve(ref, cache_dir)
+        if resolved.adapter:
+            return cls._load_adapter(resolved, cache_dir, batch_size)
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        kwargs = {"local_files_only": True} if resolved.local else {}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
+            model = AutoModelForSequenceClassification.from_pretrained(resolved.path, dtype=torch.float32, **kwargs)
+        except OSError as exc:
+            raise ModelLoadError(f"cannot load classifier {ref!r}: {exc}") from exc
+        ensure_pad_token(tokenizer, model)
+        labels = [model.config.id2label[i].lower() for i in range(model.config.num_labels)]
+        return cls(ref, labels, model.eval(), tokenizer, batch_size=batch_size)
+
+    @classmethod
+    def _load_adapter(cls, resolved: ResolvedModel, cache_dir: Path, batch_size: int) -> "TextClassifier":
+        from peft import PeftModel
+
+        meta = read_adapter_meta(resolved.path)
+        base = resolve(meta["base"], cache_dir)
+        if base.adapter:
+            raise ModelLoadError(f"{resolved.path}: its base {meta['base']!r} is itself an adapter")
+        tokenizer, model = load_base_classifier(base, meta["labels"])
+        try:
+            model = PeftModel.from_pretrained(model, resolved.path).merge_and_unload()
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise ModelLoadError(f"adapter {resolved.path} does not fit base {meta['base']!r}: {exc}") from exc
+        name = meta.get("version") or Path(resolved.path).name
+        return cls(name, list(meta["labels"]), model.eval(), tokenizer,
+                   max_length=int(meta.get("max_length", 256)), batch_size=batch_size, meta=meta)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return predict_proba(self.model, self.tokenizer, texts, batch_size=self.batch_size, max_length=self.max_length)
+
+
+def predict_proba(model, tokenizer, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 256) -> np.ndarray:
+    """Softmax scores, shape (len(texts), num_labels), in input order.
+
+    Texts are sorted by length and padded per batch (dynamic padding), so a batch of
+    short texts costs what short texts cost.
+    """
+    import torch
+
+    if not texts:
+        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            logits = model(**batch).logits.float()
+            out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+    if was_training:
+        model.train()
+    return out

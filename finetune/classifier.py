@@ -1,0 +1,423 @@
+"""Fine-tune a sequence classifier (sentiment, intent: any label set) with LoRA or QLoRA.
+
+    supportbot finetune classifier --task sentiment --train data.csv [--eval dev.csv] \
+        --base minilm-l6 --output runs/sentiment-en [--qlora | --bits 8] [--resume]
+
+    # several GPUs, unchanged:
+    accelerate launch -m finetune.classifier --task sentiment --train data.csv ...
+
+Reads top to bottom: setup (arguments, data, model) -> train (with per-epoch eval, early
+stopping and checkpoints) -> evaluate -> save (adapter + head + label map + model card +
+eval report with plots). A killed run continues from its last checkpoint with --resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bot.errors import InputError
+from finetune import data as datalib
+from finetune.args import parse_args
+
+log = logging.getLogger("supportbot.finetune")
+
+
+@dataclass
+class ClassifierArgs:
+    task: str = field(default="sentiment", metadata={"help": "task name: sentiment, intent, or any label set"})
+    train: list[str] = field(default_factory=list, metadata={"help": "training file(s), FILE[@WEIGHT]; CSV/TSV/JSONL text,label"})
+    eval: str | None = field(default=None, metadata={"help": "eval file; default: hold out --eval-fraction of train"})
+    base: str = field(default="minilm-l6", metadata={"help": "base model: packaged name, directory or hub id"})
+    output: str = field(default="runs/classifier", metadata={"help": "output directory (adapter, report, checkpoints)"})
+    labels: str | None = field(default=None, metadata={"help": "comma-separated label order; default: sorted labels of the data"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over the training data (fractions allowed)"})
+    max_steps: int = field(default=0, metadata={"help": "stop after this many optimizer steps (0: no limit)"})
+    batch_size: int = field(default=32, metadata={"help": "examples per optimizer step (per device)"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches accumulated per optimizer step"})
+    # 2e-4..1e-3 is the usual LoRA range; the head is trained from scratch at the same rate.
+    learning_rate: float = field(default=5e-4, metadata={"help": "peak learning rate (linear warm-up then decay)"})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "fraction of steps spent warming up"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_length: int = field(default=128, metadata={"help": "tokens per text; longer texts are truncated"})
+    # rank 8..16 is plenty for classification (LoRA paper, Hu et al. 2021, Table 6).
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank; higher: more capacity and memory"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)"})
+    lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA path"})
+    target_modules: str = field(default="all-linear", metadata={"help": "modules that get LoRA: all-linear or comma-separated names"})
+    full_finetune: bool = field(default=False, metadata={"help": "train all weights instead of LoRA (baseline)"})
+    qlora: bool = field(default=False, metadata={"help": "load the base quantized (nf4 4-bit) and train LoRA on top"})
+    bits: int = field(default=0, metadata={"help": "quantize the base to 4 or 8 bits (4 = --qlora)"})
+    class_weights: bool = field(default=False, metadata={"help": "weight the loss by inverse class frequency"})
+    eval_fraction: float = field(default=0.1, metadata={"help": "held-out share when no --eval file is given"})
+    max_eval_samples: int = field(default=0, metadata={"help": "evaluate on at most this many examples during training (0: all)"})
+    eval_steps: int = field(default=0, metadata={"help": "also evaluate every N optimizer steps (0: once per epoch)"})
+    patience: int = field(default=2, metadata={"help": "early stopping: evaluations without improvement"})
+    metric: str = field(default="macro_f1", metadata={"help": "metric that selects the best checkpoint: macro_f1 or accuracy"})
+    save_steps: int = field(default=50, metadata={"help": "checkpoint every N optimizer steps"})
+    seed: int = field(default=42, metadata={"help": "random seed (data order, init, dropout)"})
+    resume: bool = field(default=False, metadata={"help": "continue from the checkpoint in --output"})
+    version: str | None = field(default=None, metadata={"help": "version name recorded in the adapter; default: task-date"})
+    record: bool = field(default=True, metadata={"help": "record the run and the model version in the database"})
+    database_url: str | None = field(default=None, metadata={"help": "database for the run record; default: settings"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: all cores)"})
+
+    def __post_init__(self):
+        if isinstance(self.train, str):
+            self.train = [self.train]
+        if self.qlora and self.bits == 0:
+            self.bits = 4
+
+    def validate(self) -> None:
+        """Report every problem at once, before any weights load."""
+        problems = []
+        if not self.train:
+            problems.append("--train is required")
+        for spec in self.train:
+            try:
+                src = datalib.Source.parse(spec)
+                if not src.path.is_file():
+                    problems.append(f"--train {src.path}: no such file")
+            except InputError as exc:
+                problems.append(str(exc))
+        if self.eval and not Path(self.eval).is_file():
+            problems.append(f"--eval {self.eval}: no such file")
+        if self.bits not in (0, 4, 8):
+            problems.append("--bits must be 4 or 8")
+        if self.qlora and self.bits == 8:
+            problems.append("--qlora means 4-bit; use --bits 8 alone for 8-bit")
+        if self.full_finetune and self.bits:
+            problems.append("--full-finetune cannot train quantized weights; drop --qlora/--bits")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            problems.append("--epochs or --max-steps must be positive")
+        if not 0 < self.eval_fraction < 0.5:
+            problems.append("--eval-fraction must be in (0, 0.5)")
+        if self.metric not in ("macro_f1", "accuracy"):
+            problems.append("--metric must be macro_f1 or accuracy")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            problems.append("--batch-size and --grad-accum must be >= 1")
+        if self.resume and not (Path(self.output) / "checkpoint" / "state.json").is_file():
+            problems.append(f"--resume: no checkpoint in {self.output}/checkpoint")
+        if problems:
+            raise InputError("; ".join(problems))
+
+
+def build_lora_config(args: ClassifierArgs):
+    """LoraConfig for the flags, or None for full fine-tuning."""
+    if args.full_finetune:
+        return None
+    from peft import LoraConfig, TaskType
+
+    targets = args.target_modules if args.target_modules == "all-linear" else [m.strip() for m in args.target_modules.split(",")]
+    return LoraConfig(task_type=TaskType.SEQ_CLS, r=args.lora_r, lora_alpha=args.lora_alpha,
+                      lora_dropout=args.lora_dropout, target_modules=targets)
+
+
+HEAD_MODULES = ["classifier", "score", "pre_classifier"]
+
+
+def build_bnb_config(args: ClassifierArgs):
+    """BitsAndBytesConfig for --qlora / --bits, or None. The head stays full precision."""
+    if not args.bits:
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    # llm_int8_skip_modules replaces the default list, so it names the heads explicitly.
+    if args.bits == 4:
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=HEAD_MODULES)
+    return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=HEAD_MODULES)
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffle, then sort within windows of 50 batches, so a batch has similar lengths."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(ClassifierArgs, argv)
+    args.validate()
+    return run(args)
+
+
+def run(args: ClassifierArgs) -> dict:
+    # ---- setup -------------------------------------------------------------------
+    import numpy as np
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    from bot.classifier import load_base_classifier, predict_proba
+    from bot.config import settings_with
+    from bot.model_refs import resolve
+    from finetune.metrics import classification_report
+    from finetune.run_record import RunRecorder
+
+    settings = settings_with(database_url=args.database_url)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    set_seed(args.seed)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoint"
+    accelerator = Accelerator(gradient_accumulation_steps=args.grad_accum)
+
+    sources = [datalib.Source.parse(s) for s in args.train]
+    train_rows = datalib.mix(sources, args.seed)
+    if args.eval:
+        eval_rows = datalib.read_examples(args.eval)
+        eval_texts = {e.text for e in eval_rows}
+        train_rows = [e for e in train_rows if e.text not in eval_texts]
+    else:
+        train_rows, eval_rows = datalib.split(train_rows, args.eval_fraction, args.seed)
+    labels = [s.strip() for s in args.labels.split(",")] if args.labels else sorted({e.label for e in train_rows})
+    unknown = sorted({e.label for e in train_rows + eval_rows} - set(labels))
+    if unknown:
+        raise InputError(f"labels {unknown} occur in the data but not in --labels {labels}")
+    if len(labels) < 2:
+        raise InputError(f"need at least two labels, the data has {labels}")
+    if args.max_eval_samples and len(eval_rows) > args.max_eval_samples:
+        eval_rows = random.Random(args.seed).sample(eval_rows, args.max_eval_samples)
+    label_id = {label: i for i, label in enumerate(labels)}
+    counts = Counter(e.label for e in train_rows)
+    log.info("train %d rows %s, eval %d rows", len(train_rows), dict(counts), len(eval_rows))
+
+    base = resolve(args.base, settings.model_cache_dir)
+    if base.adapter:
+        raise InputError(f"--base {args.base!r} is an adapter; give its base model (see its supportbot.json)")
+    tokenizer, model = load_base_classifier(base, labels, quantization_config=build_bnb_config(args))
+    lora_config = build_lora_config(args)
+    if lora_config is not None:
+        from peft import get_peft_model, prepare_model_for_kbit_training
+
+        if args.bits:
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = get_peft_model(model, lora_config)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    n_trainable = sum(p.numel() for n, p in model.named_parameters() if n in trainable)
+    n_total = sum(p.numel() for p in model.parameters())
+    log.info("trainable parameters: %d of %d (%.2f%%)", n_trainable, n_total, 100 * n_trainable / n_total)
+
+    encoded = tokenizer([e.text for e in train_rows], truncation=True, max_length=args.max_length)["input_ids"]
+    targets = [label_id[e.label] for e in train_rows]
+    steps_per_epoch = math.ceil(len(encoded) / (args.batch_size * args.grad_accum))
+    total_steps = args.max_steps or math.ceil(steps_per_epoch * args.epochs)
+    n_epochs = math.ceil(total_steps / steps_per_epoch)
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=args.learning_rate, weight_decay=args.weight_decay)
+    warmup = int(total_steps * args.warmup_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / max(1, warmup), max(0.0, (total_steps - s) / max(1, total_steps - warmup))))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    weight = None
+    if args.class_weights:
+        weight = torch.tensor([len(targets) / (len(labels) * max(1, counts[l])) for l in labels],
+                              dtype=torch.float32, device=accelerator.device)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+
+    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": None, "best_step": None,
+             "bad_evals": 0, "history": [], "elapsed_s": 0.0}
+    if args.resume:
+        state = _load_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler)
+        log.info("resuming at step %d (epoch %d, batch %d)", state["step"], state["epoch"], state["batch_in_epoch"])
+
+    data_files = [{"path": str(s.path), "weight": s.weight, "sha256": datalib.sha256_file(s.path), "rows": None}
+                  for s in sources]
+    recorder = RunRecorder.start(settings if args.record else None, task=args.task, kind="classifier",
+                                 config=asdict(args), data=data_files, output_dir=str(out))
+
+    def evaluate() -> dict:
+        proba = predict_proba(accelerator.unwrap_model(model), tokenizer, [e.text for e in eval_rows],
+                              batch_size=args.batch_size * 2, max_length=args.max_length)
+        y_true = [e.label for e in eval_rows]
+        report = classification_report(y_true, [labels[i] for i in proba.argmax(1)], labels)
+        idx = np.array([label_id[y] for y in y_true])
+        report["eval_loss"] = float(-np.log(np.clip(proba[np.arange(len(idx)), idx], 1e-9, 1)).mean())
+        return report
+
+    # ---- train -------------------------------------------------------------------
+    model.train()
+    bar = tqdm(total=total_steps, initial=state["step"], desc=f"finetune {args.task}", unit="step",
+               disable=not accelerator.is_local_main_process, dynamic_ncols=True, file=sys.stderr)
+    stop, seen, t0 = False, 0, time.monotonic()
+    best_dir = out / "best"
+    for epoch in range(state["epoch"], n_epochs):
+        batches = length_grouped_batches([len(x) for x in encoded], args.batch_size, args.seed + epoch)
+        start_batch = state["batch_in_epoch"] if epoch == state["epoch"] else 0
+        for b, idx in enumerate(batches[start_batch:], start=start_batch):
+            batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(accelerator.device)
+            y = torch.tensor([targets[i] for i in idx], device=accelerator.device)
+            with accelerator.accumulate(model):
+                logits = model(**batch).logits.float()
+                loss = loss_fn(logits, y)
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            seen += len(idx)
+            if not accelerator.sync_gradients:
+                continue
+            state["step"] += 1
+            state["epoch"], state["batch_in_epoch"] = epoch, b + 1
+            rate = seen / (time.monotonic() - t0)
+            state["history"].append({"step": state["step"], "loss": loss.item(), "lr": scheduler.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{rate:.1f}", epoch=epoch + 1)
+            bar.update(1)
+            recorder.progress(state["step"] / total_steps)
+            end_of_epoch = b + 1 == len(batches)
+            if end_of_epoch or (args.eval_steps and state["step"] % args.eval_steps == 0) or state["step"] >= total_steps:
+                report = evaluate()
+                score = report[args.metric]
+                state["history"][-1].update(eval_loss=report["eval_loss"], **{f"eval_{args.metric}": score})
+                tqdm.write(f"step {state['step']}: eval {args.metric} {score:.4f} accuracy {report['accuracy']:.4f} "
+                           f"loss {report['eval_loss']:.4f}", file=sys.stderr)
+                if state["best"] is None or score > state["best"]:
+                    state.update(best=score, best_step=state["step"], bad_evals=0)
+                    _save_trainable(accelerator.unwrap_model(model), best_dir)
+                else:
+                    state["bad_evals"] += 1
+                    if state["bad_evals"] >= args.patience:
+                        tqdm.write(f"early stopping: no improvement in {args.patience} evaluations", file=sys.stderr)
+                        stop = True
+                model.train()
+            if state["step"] % args.save_steps == 0 or end_of_epoch or stop or state["step"] >= total_steps:
+                if end_of_epoch:
+                    state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
+                state["elapsed_s"] += time.monotonic() - t0
+                t0, seen = time.monotonic(), 0
+                _save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state)
+            if stop or state["step"] >= total_steps:
+                stop = True
+                break
+        if stop:
+            break
+    bar.close()
+
+    # ---- evaluate (the best weights) -----------------------------------------------
+    unwrapped = accelerator.unwrap_model(model)
+    if best_dir.is_dir():
+        _load_trainable(unwrapped, best_dir)
+    report = evaluate()
+    report.update(best_step=state["best_step"], steps=state["step"], train_rows=len(train_rows),
+                  eval_rows=len(eval_rows), train_seconds=round(state["elapsed_s"], 1))
+
+    # ---- save ----------------------------------------------------------------------
+    if not accelerator.is_main_process:
+        return report
+    version = args.version or f"{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    meta = {
+        "format": 1, "kind": "classifier", "task": args.task, "version": version, "base": args.base,
+        "labels": labels, "max_length": args.max_length, "lora": lora_config is not None,
+        "quantization": {4: "nf4", 8: "int8"}.get(args.bits), "data": data_files,
+        "eval_file": args.eval, "hyperparameters": asdict(args),
+        "metrics": {k: report[k] for k in ("accuracy", "macro_f1", "macro_recall", "eval_loss", "n")},
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if lora_config is not None:
+        unwrapped.save_pretrained(out)
+        _rewrite_base_reference(out, args.base)
+    else:
+        unwrapped.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        meta["base"] = str(out.resolve())  # a full model is its own base
+    (out / "supportbot.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    (out / "eval_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    (out / "train_log.jsonl").write_text("\n".join(json.dumps(h) for h in state["history"]) + "\n")
+    from finetune import plots
+    from finetune.model_card import write_model_card
+
+    plots.loss_curve(state["history"], out / "loss.png")
+    plots.confusion_matrix(report, out / "confusion.png", f"{version}: accuracy {report['accuracy']:.3f}")
+    write_model_card(out, meta, report)
+    shutil.rmtree(best_dir, ignore_errors=True)
+    recorder.finish(metrics=meta["metrics"], version=version, base=args.base, path=str(out.resolve()))
+    print(f"saved {out} | accuracy {report['accuracy']:.4f} | macro-F1 {report['macro_f1']:.4f}", file=sys.stderr)
+    return report
+
+
+def _trainable_state(model) -> dict:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_trainable(model, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / "trainable.safetensors.tmp"
+    save_file(_trainable_state(model), str(tmp))
+    tmp.replace(path / "trainable.safetensors")
+
+
+def _load_trainable(model, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    weights = load_file(str(path / "trainable.safetensors"))
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and n not in weights]
+    if missing:
+        raise InputError(f"{path}: checkpoint does not match the model (missing {missing[:3]}...)")
+    params = dict(model.named_parameters())
+    with __import__("torch").no_grad():
+        for n, w in weights.items():
+            params[n].copy_(w.to(params[n].device))
+
+
+def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict) -> None:
+    """Trainable weights + optimizer + scheduler + loop state, written atomically."""
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _save_trainable(model, tmp)
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps(state))
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
+    import torch
+
+    _load_trainable(model, path)
+    opt = torch.load(path / "optimizer.pt", weights_only=False)
+    optimizer.load_state_dict(opt["optimizer"])
+    scheduler.load_state_dict(opt["scheduler"])
+    torch.set_rng_state(opt["rng"])
+    return json.loads((path / "state.json").read_text())
+
+
+def _rewrite_base_reference(out: Path, base_ref: str) -> None:
+    """peft records the base's local path; keep the portable reference instead."""
+    cfg_path = out / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["base_model_name_or_path"] = base_ref
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    main()

@@ -1,0 +1,131 @@
+"""Labelled text files: CSV, TSV or JSONL with `text,label` columns (API.md data formats).
+
+A training source may carry a weight, ``FILE@WEIGHT``: the file's rows are sampled
+WEIGHT times (0.5 keeps a random half, 2 repeats every row twice), so several files can
+be mixed in chosen proportions.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.errors import InputError
+
+TEXT_COLUMNS = ("text", "sentence", "text_a", "review")
+LABEL_COLUMNS = ("label", "category", "intent")
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, spec: str) -> "Source":
+        path, _, weight = spec.rpartition("@") if "@" in spec else (spec, "", "")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise InputError(f"{spec!r}: the weight after @ must be a number, e.g. data.csv@0.5") from None
+        if w <= 0:
+            raise InputError(f"{spec!r}: the weight must be positive")
+        return cls(Path(path), w)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pick(columns: list[str], wanted: tuple[str, ...], path: Path, what: str) -> str:
+    lowered = {c.lower().strip(): c for c in columns}
+    for name in wanted:
+        if name in lowered:
+            return lowered[name]
+    raise InputError(f"{path}: no {what} column (looked for {', '.join(wanted)}; found {', '.join(columns)})")
+
+
+def read_examples(path: str | Path) -> list[Example]:
+    """Read a labelled file; every problem is reported with the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    rows: list[dict] = []
+    try:
+        if suffix in (".jsonl", ".json"):
+            with open(path, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    if line.strip():
+                        try:
+                            rows.append(json.loads(line))
+                        except json.JSONDecodeError as exc:
+                            raise InputError(f"{path}:{n}: not JSON ({exc.msg})") from None
+        elif suffix in (".csv", ".tsv", ".txt"):
+            with open(path, encoding="utf-8", newline="") as fh:
+                reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+                rows = list(reader)
+        else:
+            raise InputError(f"{path}: unknown format {suffix!r}; use .csv, .tsv or .jsonl")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    if not rows:
+        raise InputError(f"{path}: no rows")
+    text_col = _pick(list(rows[0].keys()), TEXT_COLUMNS, path, "text")
+    label_col = _pick(list(rows[0].keys()), LABEL_COLUMNS, path, "label")
+    out = []
+    for n, row in enumerate(rows, 2 if suffix != ".jsonl" else 1):
+        text, label = row.get(text_col), row.get(label_col)
+        if text is None or label is None or not str(text).strip() or str(label).strip() == "":
+            raise InputError(f"{path}: row {n} has an empty text or label")
+        out.append(Example(str(text).strip(), str(label).strip()))
+    return out
+
+
+def mix(sources: list[Source], seed: int) -> list[Example]:
+    """Concatenate weighted sources (deterministic for a seed) and shuffle."""
+    rng = random.Random(seed)
+    mixed: list[Example] = []
+    for source in sources:
+        rows = read_examples(source.path)
+        whole, frac = int(source.weight), source.weight - int(source.weight)
+        mixed.extend(rows * whole)
+        if frac:
+            mixed.extend(rng.sample(rows, round(len(rows) * frac)))
+    rng.shuffle(mixed)
+    return mixed
+
+
+def split(examples: list[Example], eval_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """Hold out a stratified eval split; texts in eval never appear in train."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[Example]] = {}
+    for ex in examples:
+        by_label.setdefault(ex.label, []).append(ex)
+    eval_texts: set[str] = set()
+    for rows in by_label.values():
+        unique = sorted({r.text for r in rows})
+        rng.shuffle(unique)
+        eval_texts.update(unique[: max(1, round(len(unique) * eval_fraction))])
+    train = [e for e in examples if e.text not in eval_texts]
+    seen: set[str] = set()
+    held = []
+    for e in examples:
+        if e.text in eval_texts and e.text not in seen:
+            seen.add(e.text)
+            held.append(e)
+    return train, held
