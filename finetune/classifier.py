@@ -33,7 +33,7 @@ log = logging.getLogger("supportbot.finetune")
 
 @dataclass
 class ClassifierArgs:
-    task: str = field(default="sentiment", metadata={"help": "task name: sentiment, intent, or any label set"})
+    task: str = field(default="sentiment", metadata={"help": "sentiment or intent; the label set itself comes from the data"})
     train: list[str] = field(default_factory=list, metadata={"help": "training file(s), FILE[@WEIGHT]; CSV/TSV/JSONL text,label"})
     eval: str | None = field(default=None, metadata={"help": "eval file; default: hold out --eval-fraction of train"})
     base: str = field(default="minilm-l6", metadata={"help": "base model: packaged name, directory or hub id"})
@@ -79,6 +79,8 @@ class ClassifierArgs:
     def validate(self) -> None:
         """Report every problem at once, before any weights load."""
         problems = []
+        if self.task not in ("sentiment", "intent"):
+            problems.append(f"--task must be sentiment or intent (got {self.task!r}); the label set comes from the data")
         if not self.train:
             problems.append("--train is required")
         for spec in self.train:

@@ -1,0 +1,131 @@
+"""Model versions per task: candidates from fine-tuning, the active one, retired ones.
+
+At most one version per task is 'active' (a partial unique index backs this up).
+`activate_model_version` promotes a version and retires the previously active one in
+the same transaction; `rollback_model_version` re-activates the version that was
+active before the current one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from bot.errors import InputError
+from storage.models import MODEL_VERSION_STATUSES, TASKS, ModelVersion, utcnow
+
+
+class DuplicateModelVersion(InputError):
+    """A version with this name exists already for the task."""
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+
+
+def create_model_version(
+    session: Session,
+    *,
+    task: str,
+    name: str,
+    path: str | None = None,
+    base_model: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    finetune_run_id: str | None = None,
+    status: str = "candidate",
+) -> ModelVersion:
+    """Register a version (a 'candidate' unless told otherwise; use
+    activate_model_version to make one active). Raises DuplicateModelVersion if the
+    task already has a version called `name`."""
+    _check_task(task)
+    if status not in MODEL_VERSION_STATUSES or status == "active":
+        raise ValueError(
+            "status must be 'candidate', 'retired' or 'rejected' (activate with "
+            f"activate_model_version); got {status!r}"
+        )
+    if get_model_version_by_name(session, task=task, name=name) is not None:
+        raise DuplicateModelVersion(
+            f"a {task} model version named {name!r} exists already; choose another name"
+        )
+    version = ModelVersion(
+        task=task,
+        name=name,
+        path=path,
+        base_model=base_model,
+        metrics=dict(metrics or {}),
+        finetune_run_id=finetune_run_id,
+        status=status,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def get_model_version(session: Session, *, version_id: str) -> ModelVersion | None:
+    return session.get(ModelVersion, version_id)
+
+
+def get_model_version_by_name(session: Session, *, task: str, name: str) -> ModelVersion | None:
+    return session.scalar(
+        sa.select(ModelVersion).where(ModelVersion.task == task, ModelVersion.name == name)
+    )
+
+
+def list_model_versions(
+    session: Session, *, task: str | None = None, status: str | None = None
+) -> list[ModelVersion]:
+    """Versions, by task, newest first."""
+    query = sa.select(ModelVersion)
+    if task is not None:
+        query = query.where(ModelVersion.task == task)
+    if status is not None:
+        query = query.where(ModelVersion.status == status)
+    query = query.order_by(ModelVersion.task, ModelVersion.created_at.desc(), ModelVersion.id)
+    return list(session.scalars(query))
+
+
+def get_active_model_version(session: Session, *, task: str) -> ModelVersion | None:
+    return session.scalar(
+        sa.select(ModelVersion).where(ModelVersion.task == task, ModelVersion.status == "active")
+    )
+
+
+def activate_model_version(session: Session, *, version_id: str) -> ModelVersion | None:
+    """Make a version the active one of its task; the previously active version of that
+    task becomes 'retired' in the same transaction. Activating the active version
+    changes nothing. None if there is no such version."""
+    version = session.get(ModelVersion, version_id)
+    if version is None:
+        return None
+    if version.status == "active":
+        return version
+    previous = get_active_model_version(session, task=version.task)
+    if previous is not None:
+        previous.status = "retired"
+        session.flush()  # before the new one turns active: one active per task
+    version.status = "active"
+    version.activated_at = utcnow()
+    session.flush()
+    return version
+
+
+def rollback_model_version(session: Session, *, task: str) -> ModelVersion | None:
+    """Re-activate the version that was active before the current one (the retired
+    version activated most recently). None, changing nothing, if there is none."""
+    _check_task(task)
+    previous = session.scalar(
+        sa.select(ModelVersion)
+        .where(
+            ModelVersion.task == task,
+            ModelVersion.status == "retired",
+            ModelVersion.activated_at.is_not(None),
+        )
+        .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc())
+        .limit(1)
+    )
+    if previous is None:
+        return None
+    return activate_model_version(session, version_id=previous.id)

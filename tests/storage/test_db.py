@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from storage import db
+from storage.models import Conversation
+from storage.repositories import conversations
+
+
+def test_sqlite_engine_sets_wal_busy_timeout_and_foreign_keys(tmp_path):
+    path = tmp_path / "nested" / "dir" / "supportbot.db"  # the parent dirs don't exist yet
+    engine = db.make_engine(f"sqlite:///{path}", busy_timeout_ms=1234)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1234
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert path.exists()
+    finally:
+        engine.dispose()
+    # WAL is a property of the file: a plain connection sees it too.
+    with sqlite3.connect(path) as plain:
+        assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_sqlite_engine_can_leave_foreign_keys_off_for_migrations(tmp_path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'x.db'}", foreign_keys=False)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_writer_waits_for_busy_timeout_instead_of_failing(tmp_path):
+    path = tmp_path / "busy.db"
+    db.upgrade(f"sqlite:///{path}")
+    engine = db.make_engine(f"sqlite:///{path}", busy_timeout_ms=5000)
+    Session = db.make_session_factory(engine)
+    locked = threading.Event()
+
+    def hold_the_write_lock():
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(0.4)
+        other.execute("COMMIT")
+        other.close()
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    try:
+        assert locked.wait(5)
+        started = time.monotonic()
+        with Session() as session, session.begin():
+            conversations.create_conversation(session, channel="web")
+        waited = time.monotonic() - started
+    finally:
+        holder.join()
+        engine.dispose()
+    # It waited for the other writer rather than raising "database is locked".
+    assert waited >= 0.2
+
+
+def test_engine_answers_ping_and_has_connection_settings(database_url):
+    engine = db.make_engine(database_url)
+    try:
+        assert db.ping(engine) is True
+        if engine.dialect.name == "postgresql":
+            assert engine.pool._pre_ping is True
+            raw = engine.raw_connection()
+            try:
+                parameters = raw.driver_connection.info.get_parameters()
+            finally:
+                raw.close()
+            assert parameters["connect_timeout"] == str(db.PG_CONNECT_TIMEOUT_S)
+    finally:
+        engine.dispose()
+
+
+def test_ping_is_false_when_the_database_is_unreachable(tmp_path):
+    # Port 1 on loopback: connection refused at once.
+    engine = db.make_engine("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
+    assert db.ping(engine) is False
+    # A SQLite path whose parent is a file cannot be opened.
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    sqlite_engine = sa.create_engine(f"sqlite:///{blocker / 'x.db'}")
+    assert db.ping(sqlite_engine) is False
+
+
+def test_session_objects_stay_readable_after_commit(session_factory):
+    with session_factory() as session:
+        conversation = conversations.create_conversation(session, channel="web")
+        session.commit()
+        # expire_on_commit=False: no refresh needed (an API handler serialises after commit)
+        assert "channel" in conversation.__dict__
+        assert conversation.channel == "web"
+
+
+def test_datetimes_come_back_timezone_aware_utc(session_factory):
+    with session_factory() as session:
+        conversation = conversations.create_conversation(session)
+        # A non-UTC aware time is stored as the same instant in UTC.
+        plus_two = timezone(timedelta(hours=2))
+        conversation.created_at = datetime(2024, 5, 1, 14, 30, tzinfo=plus_two)
+        session.commit()
+        conversation_id = conversation.id
+    with session_factory() as session:
+        loaded = session.get(Conversation, conversation_id)
+        assert loaded.created_at.tzinfo is not None
+        assert loaded.created_at.utcoffset() == timedelta(0)
+        assert loaded.created_at == datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+
+
+def test_current_revision_of_a_missing_sqlite_file_is_none_and_creates_nothing(tmp_path):
+    path = tmp_path / "missing.db"
+    assert db.current_revision(f"sqlite:///{path}") is None
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_in_memory_sqlite_is_supported(url):
+    engine = db.make_engine(url)
+    try:
+        assert db.ping(engine)
+    finally:
+        engine.dispose()
