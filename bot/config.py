@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     chat_model: str = "smollm2-135m"
     embedding_model: str = "minilm-l6"
 
+    model_cache: Path | None = Field(None, description="converted packaged models; default: <home>/models")
     api_keys_file: Path | None = None
 
     max_texts_per_request: int = Field(256, ge=1)
@@ -53,7 +54,7 @@ class Settings(BaseSettings):
 
     @property
     def model_cache_dir(self) -> Path:
-        return self.home / "models"
+        return self.model_cache or self.home / "models"
 
     @property
     def resolved_database_url(self) -> str:

@@ -106,6 +106,8 @@ class ClassifierArgs:
             problems.append("--metric must be macro_f1 or accuracy")
         if self.batch_size < 1 or self.grad_accum < 1:
             problems.append("--batch-size and --grad-accum must be >= 1")
+        if self.resume:
+            _recover_checkpoint(Path(self.output) / "checkpoint")
         if self.resume and not (Path(self.output) / "checkpoint" / "state.json").is_file():
             problems.append(f"--resume: no checkpoint in {self.output}/checkpoint")
         if problems:
@@ -138,6 +140,20 @@ def build_bnb_config(args: ClassifierArgs):
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                   bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=HEAD_MODULES)
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=HEAD_MODULES)
+
+
+def _keep_4bit_weights_trainable_on_cpu(model) -> None:
+    """On CPUs with AVX512-BF16, bitsandbytes repacks 4-bit weights for inference at the
+    first eval forward; the next training step then fails in matmul_4bit. Disable that."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -213,6 +229,7 @@ def run(args: ClassifierArgs) -> dict:
 
         if args.bits:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+            _keep_4bit_weights_trainable_on_cpu(model)
         model = get_peft_model(model, lora_config)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     n_trainable = sum(p.numel() for n, p in model.named_parameters() if n in trainable)
@@ -243,118 +260,119 @@ def run(args: ClassifierArgs) -> dict:
         state = _load_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler)
         log.info("resuming at step %d (epoch %d, batch %d)", state["step"], state["epoch"], state["batch_in_epoch"])
 
-    data_files = [{"path": str(s.path), "weight": s.weight, "sha256": datalib.sha256_file(s.path), "rows": None}
+    data_files = [{"path": str(s.path), "weight": s.weight, "sha256": datalib.sha256_file(s.path)}
                   for s in sources]
     recorder = RunRecorder.start(settings if args.record else None, task=args.task, kind="classifier",
                                  config=asdict(args), data=data_files, output_dir=str(out))
+    with recorder:  # a run that raises is recorded as failed
 
-    def evaluate() -> dict:
-        proba = predict_proba(accelerator.unwrap_model(model), tokenizer, [e.text for e in eval_rows],
-                              batch_size=args.batch_size * 2, max_length=args.max_length)
-        y_true = [e.label for e in eval_rows]
-        report = classification_report(y_true, [labels[i] for i in proba.argmax(1)], labels)
-        idx = np.array([label_id[y] for y in y_true])
-        report["eval_loss"] = float(-np.log(np.clip(proba[np.arange(len(idx)), idx], 1e-9, 1)).mean())
-        return report
+        def evaluate() -> dict:
+            proba = predict_proba(accelerator.unwrap_model(model), tokenizer, [e.text for e in eval_rows],
+                                  batch_size=args.batch_size * 2, max_length=args.max_length)
+            y_true = [e.label for e in eval_rows]
+            report = classification_report(y_true, [labels[i] for i in proba.argmax(1)], labels)
+            idx = np.array([label_id[y] for y in y_true])
+            report["eval_loss"] = float(-np.log(np.clip(proba[np.arange(len(idx)), idx], 1e-9, 1)).mean())
+            return report
 
-    # ---- train -------------------------------------------------------------------
-    model.train()
-    bar = tqdm(total=total_steps, initial=state["step"], desc=f"finetune {args.task}", unit="step",
-               disable=not accelerator.is_local_main_process, dynamic_ncols=True, file=sys.stderr)
-    stop, seen, t0 = False, 0, time.monotonic()
-    best_dir = out / "best"
-    for epoch in range(state["epoch"], n_epochs):
-        batches = length_grouped_batches([len(x) for x in encoded], args.batch_size, args.seed + epoch)
-        start_batch = state["batch_in_epoch"] if epoch == state["epoch"] else 0
-        for b, idx in enumerate(batches[start_batch:], start=start_batch):
-            batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(accelerator.device)
-            y = torch.tensor([targets[i] for i in idx], device=accelerator.device)
-            with accelerator.accumulate(model):
-                logits = model(**batch).logits.float()
-                loss = loss_fn(logits, y)
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            seen += len(idx)
-            if not accelerator.sync_gradients:
-                continue
-            state["step"] += 1
-            state["epoch"], state["batch_in_epoch"] = epoch, b + 1
-            rate = seen / (time.monotonic() - t0)
-            state["history"].append({"step": state["step"], "loss": loss.item(), "lr": scheduler.get_last_lr()[0]})
-            bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{rate:.1f}", epoch=epoch + 1)
-            bar.update(1)
-            recorder.progress(state["step"] / total_steps)
-            end_of_epoch = b + 1 == len(batches)
-            if end_of_epoch or (args.eval_steps and state["step"] % args.eval_steps == 0) or state["step"] >= total_steps:
-                report = evaluate()
-                score = report[args.metric]
-                state["history"][-1].update(eval_loss=report["eval_loss"], **{f"eval_{args.metric}": score})
-                tqdm.write(f"step {state['step']}: eval {args.metric} {score:.4f} accuracy {report['accuracy']:.4f} "
-                           f"loss {report['eval_loss']:.4f}", file=sys.stderr)
-                if state["best"] is None or score > state["best"]:
-                    state.update(best=score, best_step=state["step"], bad_evals=0)
-                    _save_trainable(accelerator.unwrap_model(model), best_dir)
-                else:
-                    state["bad_evals"] += 1
-                    if state["bad_evals"] >= args.patience:
-                        tqdm.write(f"early stopping: no improvement in {args.patience} evaluations", file=sys.stderr)
-                        stop = True
-                model.train()
-            if state["step"] % args.save_steps == 0 or end_of_epoch or stop or state["step"] >= total_steps:
-                if end_of_epoch:
-                    state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
-                state["elapsed_s"] += time.monotonic() - t0
-                t0, seen = time.monotonic(), 0
-                _save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state)
-            if stop or state["step"] >= total_steps:
-                stop = True
+        # ---- train -------------------------------------------------------------------
+        model.train()
+        bar = tqdm(total=total_steps, initial=state["step"], desc=f"finetune {args.task}", unit="step",
+                   disable=not accelerator.is_local_main_process, dynamic_ncols=True, file=sys.stderr)
+        stop, seen, t0 = False, 0, time.monotonic()
+        best_dir = out / "best"
+        for epoch in range(state["epoch"], n_epochs):
+            batches = length_grouped_batches([len(x) for x in encoded], args.batch_size, args.seed + epoch)
+            start_batch = state["batch_in_epoch"] if epoch == state["epoch"] else 0
+            for b, idx in enumerate(batches[start_batch:], start=start_batch):
+                batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(accelerator.device)
+                y = torch.tensor([targets[i] for i in idx], device=accelerator.device)
+                with accelerator.accumulate(model):
+                    logits = model(**batch).logits.float()
+                    loss = loss_fn(logits, y)
+                    accelerator.backward(loss)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                seen += len(idx)
+                if not accelerator.sync_gradients:
+                    continue
+                state["step"] += 1
+                state["epoch"], state["batch_in_epoch"] = epoch, b + 1
+                rate = seen / (time.monotonic() - t0)
+                state["history"].append({"step": state["step"], "loss": loss.item(), "lr": scheduler.get_last_lr()[0]})
+                bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{rate:.1f}", epoch=epoch + 1)
+                bar.update(1)
+                recorder.progress(state["step"] / total_steps)
+                end_of_epoch = b + 1 == len(batches)
+                if end_of_epoch or (args.eval_steps and state["step"] % args.eval_steps == 0) or state["step"] >= total_steps:
+                    report = evaluate()
+                    score = report[args.metric]
+                    state["history"][-1].update(eval_loss=report["eval_loss"], **{f"eval_{args.metric}": score})
+                    tqdm.write(f"step {state['step']}: eval {args.metric} {score:.4f} accuracy {report['accuracy']:.4f} "
+                               f"loss {report['eval_loss']:.4f}", file=sys.stderr)
+                    if state["best"] is None or score > state["best"]:
+                        state.update(best=score, best_step=state["step"], bad_evals=0)
+                        _save_trainable(accelerator.unwrap_model(model), best_dir)
+                    else:
+                        state["bad_evals"] += 1
+                        if state["bad_evals"] >= args.patience:
+                            tqdm.write(f"early stopping: no improvement in {args.patience} evaluations", file=sys.stderr)
+                            stop = True
+                    model.train()
+                if state["step"] % args.save_steps == 0 or end_of_epoch or stop or state["step"] >= total_steps:
+                    if end_of_epoch:
+                        state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
+                    state["elapsed_s"] += time.monotonic() - t0
+                    t0, seen = time.monotonic(), 0
+                    _save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state)
+                if stop or state["step"] >= total_steps:
+                    stop = True
+                    break
+            if stop:
                 break
-        if stop:
-            break
-    bar.close()
+        bar.close()
 
-    # ---- evaluate (the best weights) -----------------------------------------------
-    unwrapped = accelerator.unwrap_model(model)
-    if best_dir.is_dir():
-        _load_trainable(unwrapped, best_dir)
-    report = evaluate()
-    report.update(best_step=state["best_step"], steps=state["step"], train_rows=len(train_rows),
-                  eval_rows=len(eval_rows), train_seconds=round(state["elapsed_s"], 1))
+        # ---- evaluate (the best weights) -----------------------------------------------
+        unwrapped = accelerator.unwrap_model(model)
+        if best_dir.is_dir():
+            _load_trainable(unwrapped, best_dir)
+        report = evaluate()
+        report.update(best_step=state["best_step"], steps=state["step"], train_rows=len(train_rows),
+                      eval_rows=len(eval_rows), train_seconds=round(state["elapsed_s"], 1))
 
-    # ---- save ----------------------------------------------------------------------
-    if not accelerator.is_main_process:
+        # ---- save ----------------------------------------------------------------------
+        if not accelerator.is_main_process:
+            return report
+        version = args.version or f"{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+        meta = {
+            "format": 1, "kind": "classifier", "task": args.task, "version": version, "base": args.base,
+            "labels": labels, "max_length": args.max_length, "lora": lora_config is not None,
+            "quantization": {4: "nf4", 8: "int8"}.get(args.bits), "data": data_files,
+            "eval_file": args.eval, "hyperparameters": asdict(args),
+            "metrics": {k: report[k] for k in ("accuracy", "macro_f1", "macro_recall", "eval_loss", "n")},
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if lora_config is not None:
+            unwrapped.save_pretrained(out)
+            _rewrite_base_reference(out, args.base)
+        else:
+            unwrapped.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+            meta["base"] = str(out.resolve())  # a full model is its own base
+        (out / "supportbot.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+        (out / "eval_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        (out / "train_log.jsonl").write_text("\n".join(json.dumps(h) for h in state["history"]) + "\n")
+        from finetune import plots
+        from finetune.model_card import write_model_card
+
+        plots.loss_curve(state["history"], out / "loss.png")
+        plots.confusion_matrix(report, out / "confusion.png", f"{version}: accuracy {report['accuracy']:.3f}")
+        write_model_card(out, meta, report)
+        shutil.rmtree(best_dir, ignore_errors=True)
+        recorder.finish(metrics=meta["metrics"], version=version, base=args.base, path=str(out.resolve()))
+        print(f"saved {out} | accuracy {report['accuracy']:.4f} | macro-F1 {report['macro_f1']:.4f}", file=sys.stderr)
         return report
-    version = args.version or f"{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
-    meta = {
-        "format": 1, "kind": "classifier", "task": args.task, "version": version, "base": args.base,
-        "labels": labels, "max_length": args.max_length, "lora": lora_config is not None,
-        "quantization": {4: "nf4", 8: "int8"}.get(args.bits), "data": data_files,
-        "eval_file": args.eval, "hyperparameters": asdict(args),
-        "metrics": {k: report[k] for k in ("accuracy", "macro_f1", "macro_recall", "eval_loss", "n")},
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if lora_config is not None:
-        unwrapped.save_pretrained(out)
-        _rewrite_base_reference(out, args.base)
-    else:
-        unwrapped.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        meta["base"] = str(out.resolve())  # a full model is its own base
-    (out / "supportbot.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-    (out / "eval_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    (out / "train_log.jsonl").write_text("\n".join(json.dumps(h) for h in state["history"]) + "\n")
-    from finetune import plots
-    from finetune.model_card import write_model_card
-
-    plots.loss_curve(state["history"], out / "loss.png")
-    plots.confusion_matrix(report, out / "confusion.png", f"{version}: accuracy {report['accuracy']:.3f}")
-    write_model_card(out, meta, report)
-    shutil.rmtree(best_dir, ignore_errors=True)
-    recorder.finish(metrics=meta["metrics"], version=version, base=args.base, path=str(out.resolve()))
-    print(f"saved {out} | accuracy {report['accuracy']:.4f} | macro-F1 {report['macro_f1']:.4f}", file=sys.stderr)
-    return report
 
 
 def _trainable_state(model) -> dict:
@@ -399,6 +417,13 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict) -> No
         path.rename(old)
     tmp.rename(path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover_checkpoint(path: Path) -> None:
+    """A kill between the two renames of _save_checkpoint leaves only checkpoint.old."""
+    old = path.with_name(path.name + ".old")
+    if not (path / "state.json").is_file() and (old / "state.json").is_file():
+        old.rename(path)
 
 
 def _load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:

@@ -66,19 +66,26 @@ def read_examples(path: str | Path) -> list[Example]:
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     rows: list[dict] = []
+    line_numbers: list[int] = []  # the file line each row came from, for error messages
     try:
         if suffix in (".jsonl", ".json"):
             with open(path, encoding="utf-8") as fh:
                 for n, line in enumerate(fh, 1):
                     if line.strip():
                         try:
-                            rows.append(json.loads(line))
+                            obj = json.loads(line)
                         except json.JSONDecodeError as exc:
                             raise InputError(f"{path}:{n}: not JSON ({exc.msg})") from None
+                        if not isinstance(obj, dict):
+                            raise InputError(f"{path}:{n}: expected a JSON object with text and label")
+                        rows.append(obj)
+                        line_numbers.append(n)
         elif suffix in (".csv", ".tsv", ".txt"):
             with open(path, encoding="utf-8", newline="") as fh:
                 reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                rows = list(reader)
+                for row in reader:
+                    rows.append(row)
+                    line_numbers.append(reader.line_num)
         else:
             raise InputError(f"{path}: unknown format {suffix!r}; use .csv, .tsv or .jsonl")
     except UnicodeDecodeError:
@@ -88,10 +95,10 @@ def read_examples(path: str | Path) -> list[Example]:
     text_col = _pick(list(rows[0].keys()), TEXT_COLUMNS, path, "text")
     label_col = _pick(list(rows[0].keys()), LABEL_COLUMNS, path, "label")
     out = []
-    for n, row in enumerate(rows, 2 if suffix != ".jsonl" else 1):
+    for n, row in zip(line_numbers, rows):
         text, label = row.get(text_col), row.get(label_col)
         if text is None or label is None or not str(text).strip() or str(label).strip() == "":
-            raise InputError(f"{path}: row {n} has an empty text or label")
+            raise InputError(f"{path}: row {n} has an empty text or label (line {n})")
         out.append(Example(str(text).strip(), str(label).strip()))
     return out
 

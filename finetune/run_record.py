@@ -40,6 +40,14 @@ class RunRecorder:
             log.warning("not recording this run in the database: %s", exc)
             return cls(task=task)
 
+    def __enter__(self) -> "RunRecorder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is not None:
+            self.finish(metrics={}, version="", base="", path="", error=f"{exc_type.__name__}: {exc}")
+        return False
+
     def progress(self, fraction: float) -> None:
         if self.session_factory is None or time.monotonic() - self._last_progress < 10:
             return
