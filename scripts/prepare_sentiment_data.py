@@ -4,7 +4,8 @@
 
 Writes `text,label` CSVs (labels negative/neutral/positive):
   en_train.csv   SST-2 train (sentences and phrases), TweetEval train pool (3-class),
-                 customer-service requests as neutral (Bitext instructions, Banking77 train)
+                 customer-service requests without complaint words as neutral and those
+                 with strong upset words as negative (Bitext instructions, Banking77 train)
   zh_train.csv   ChnSentiCorp train, AFQMC customer-service questions as neutral
   sst2_dev.csv, tweeteval_val.csv, chnsenticorp_test.csv, chnsenticorp_test_unseen.csv,
   chnsenticorp_dev.csv   the benchmarks (never trained on)
@@ -17,7 +18,19 @@ import argparse
 import csv
 import json
 import random
+import re
 from pathlib import Path
+
+# Customer-service requests are neutral only when they carry no complaint: a request with
+# one of these words ("my card still hasn't arrived") is left out of the neutral class,
+# and one with a strong cue ("this exchange rate is awful") is labelled negative.
+COMPLAINT = re.compile(
+    r"\b(not|never|still|no|nothing|damaged|broken|wrong|declined|failed|fail|stolen|lost|haven't|hasn't|didn't|"
+    r"don't|doesn't|can't|cannot|won't|isn't|wasn't|problem|issue|twice|missing|error|why|refused|rejected|blocked|"
+    r"stuck|late|delay\w*|charged|fraud|complain\w*|waiting|disappear\w*)\b", re.I)
+UPSET = re.compile(
+    r"\b(terrible|awful|ridiculous|angry|frustrat\w*|unacceptable|worst|hate|disappoint\w*|annoy\w*|upset|forever|"
+    r"useless|scam|fed up|horrible|pissed|furious|sick of|tired of|fuck\w*|shit\w*|damn|stupid|crap|rubbish|ages)\b", re.I)
 
 BIN = {"0": "negative", "1": "positive"}
 
@@ -60,9 +73,11 @@ def main() -> None:
         bitext = [r["instruction"].strip() for r in csv.DictReader(fh)]
     with open(d / "banking77/train.csv", newline="") as fh:
         banking = [r["text"].strip() for r in csv.DictReader(fh)]
-    neutral_en = sorted(set(bitext) | set(banking))
+    requests = sorted(set(bitext) | set(banking))
+    upset = [(t, "negative") for t in requests if UPSET.search(t)]
+    neutral_en = [t for t in requests if not UPSET.search(t) and not COMPLAINT.search(t)]
     rng.shuffle(neutral_en)
-    en = sst2[: a.max_sst2] + tweets + [(t, "neutral") for t in neutral_en[: a.max_en_neutral]]
+    en = sst2[: a.max_sst2] + tweets + [(t, "neutral") for t in neutral_en[: a.max_en_neutral]] + upset * 3
     rng.shuffle(en)
     write(a.out / "en_train.csv", en)
     write(a.out / "sst2_dev.csv", [(r["sentence"].strip(), BIN[r["label"]]) for r in tsv(d / "sst2/dev.tsv")])

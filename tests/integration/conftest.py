@@ -24,7 +24,8 @@ def free_port() -> int:
 
 
 def product_env(home: Path, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    # No SUPPORTBOT_* or HF_* from the test run: the product must set up offline mode itself.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "HF_", "TRANSFORMERS_"))}
     env.update(SUPPORTBOT_HOME=str(home), SUPPORTBOT_MODEL_CACHE=str(MODEL_CACHE), **extra)
     return env
 

@@ -1,0 +1,67 @@
+"""The Gradio UI mounted at / next to the API, called through gradio_client."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from bot.api.app import create_app
+from bot.config import settings_with
+from bot.runtime import Runtime
+from bot.sentiment import SentimentService
+from fixtures.fakes import KeywordClassifier
+
+
+@pytest.fixture()
+def live_server(tmp_path):
+    runtime = Runtime.start(settings_with(home=tmp_path), sentiment=SentimentService(KeywordClassifier("kw-en")))
+    app = create_app(runtime, ui=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+    runtime.close()
+
+
+def test_ui_page_and_api_share_one_server(live_server):
+    page = httpx.get(live_server + "/", timeout=10)
+    assert page.status_code == 200 and "gradio" in page.text.lower()
+    api = httpx.post(live_server + "/v1/sentiment", json={"texts": ["I love it"]}, timeout=10)
+    assert api.status_code == 200 and api.json()["results"][0]["label"] == "positive"
+
+
+def test_classify_endpoint_through_gradio_client(live_server):
+    from gradio_client import Client
+
+    client = Client(live_server + "/", verbose=False)
+    html, highlights, version = client.predict("I hate waiting <script>alert(1)</script>", api_name="/classify")
+    assert "<b>negative</b>" in html
+    assert "<script>" not in html  # the text never reaches the page unescaped
+    assert version == "kw-en"
+    words = [h["token"] for h in highlights] if isinstance(highlights, list) else []
+    assert words, highlights
+
+
+def test_classify_rejects_empty_text(live_server):
+    from gradio_client import Client
+
+    client = Client(live_server + "/", verbose=False)
+    with pytest.raises(Exception, match="Type a text"):
+        client.predict("   ", api_name="/classify")
