@@ -238,7 +238,7 @@ def run(args: ClassifierArgs) -> dict:
 
     encoded = tokenizer([e.text for e in train_rows], truncation=True, max_length=args.max_length)["input_ids"]
     targets = [label_id[e.label] for e in train_rows]
-    steps_per_epoch = math.ceil(len(encoded) / (args.batch_size * args.grad_accum))
+    steps_per_epoch = math.ceil(len(encoded) / (args.batch_size * args.grad_accum * accelerator.num_processes))
     total_steps = args.max_steps or math.ceil(steps_per_epoch * args.epochs)
     n_epochs = math.ceil(total_steps / steps_per_epoch)
 
@@ -283,6 +283,8 @@ def run(args: ClassifierArgs) -> dict:
         best_dir = out / "best"
         for epoch in range(state["epoch"], n_epochs):
             batches = length_grouped_batches([len(x) for x in encoded], args.batch_size, args.seed + epoch)
+            # Under `accelerate launch`, each process takes its share of the batches (DDP).
+            batches = batches[accelerator.process_index :: accelerator.num_processes]
             start_batch = state["batch_in_epoch"] if epoch == state["epoch"] else 0
             for b, idx in enumerate(batches[start_batch:], start=start_batch):
                 batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(accelerator.device)
