@@ -53,6 +53,7 @@ class ClassifierArgs:
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)"})
     lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA path"})
     target_modules: str = field(default="all-linear", metadata={"help": "modules that get LoRA: all-linear or comma-separated names"})
+    init_from: str | None = field(default=None, metadata={"help": "continue training this supportbot adapter directory (same base and labels)"})
     full_finetune: bool = field(default=False, metadata={"help": "train all weights instead of LoRA (baseline)"})
     qlora: bool = field(default=False, metadata={"help": "load the base quantized (nf4 4-bit) and train LoRA on top"})
     bits: int = field(default=0, metadata={"help": "quantize the base to 4 or 8 bits (4 = --qlora)"})
@@ -92,6 +93,15 @@ class ClassifierArgs:
                 problems.append(str(exc))
         if self.eval and not Path(self.eval).is_file():
             problems.append(f"--eval {self.eval}: no such file")
+        if self.init_from:
+            meta_path = Path(self.init_from) / "supportbot.json"
+            if not meta_path.is_file():
+                problems.append(f"--init-from {self.init_from}: not a supportbot adapter directory (no supportbot.json)")
+            elif json.loads(meta_path.read_text()).get("base") != self.base:
+                problems.append(f"--init-from {self.init_from} was trained on base "
+                                f"{json.loads(meta_path.read_text()).get('base')!r}, not --base {self.base!r}")
+            if self.full_finetune:
+                problems.append("--init-from continues a LoRA adapter; drop --full-finetune")
         if self.bits not in (0, 4, 8):
             problems.append("--bits must be 4 or 8")
         if self.qlora and self.bits == 8:
@@ -207,7 +217,12 @@ def run(args: ClassifierArgs) -> dict:
         train_rows = [e for e in train_rows if e.text not in eval_texts]
     else:
         train_rows, eval_rows = datalib.split(train_rows, args.eval_fraction, args.seed)
-    labels = [s.strip() for s in args.labels.split(",")] if args.labels else sorted({e.label for e in train_rows})
+    if args.init_from:  # the adapter's head fixes the label order
+        labels = json.loads((Path(args.init_from) / "supportbot.json").read_text())["labels"]
+    elif args.labels:
+        labels = [s.strip() for s in args.labels.split(",")]
+    else:
+        labels = sorted({e.label for e in train_rows})
     unknown = sorted({e.label for e in train_rows + eval_rows} - set(labels))
     if unknown:
         raise InputError(f"labels {unknown} occur in the data but not in --labels {labels}")
@@ -225,12 +240,16 @@ def run(args: ClassifierArgs) -> dict:
     tokenizer, model = load_base_classifier(base, labels, quantization_config=build_bnb_config(args))
     lora_config = build_lora_config(args)
     if lora_config is not None:
-        from peft import get_peft_model, prepare_model_for_kbit_training
+        from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
         if args.bits:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
             _keep_4bit_weights_trainable_on_cpu(model)
-        model = get_peft_model(model, lora_config)
+        if args.init_from:
+            model = PeftModel.from_pretrained(model, args.init_from, is_trainable=True)
+            lora_config = model.peft_config["default"]
+        else:
+            model = get_peft_model(model, lora_config)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     n_trainable = sum(p.numel() for n, p in model.named_parameters() if n in trainable)
     n_total = sum(p.numel() for p in model.parameters())
@@ -351,7 +370,7 @@ def run(args: ClassifierArgs) -> dict:
             "format": 1, "kind": "classifier", "task": args.task, "version": version, "base": args.base,
             "labels": labels, "max_length": args.max_length, "lora": lora_config is not None,
             "quantization": {4: "nf4", 8: "int8"}.get(args.bits), "data": data_files,
-            "eval_file": args.eval, "hyperparameters": asdict(args),
+            "eval_file": args.eval, "init_from": args.init_from, "hyperparameters": asdict(args),
             "metrics": {k: report[k] for k in ("accuracy", "macro_f1", "macro_recall", "eval_loss", "n")},
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

@@ -35,6 +35,39 @@ UPSET = re.compile(
 BIN = {"0": "negative", "1": "positive"}
 
 
+# Customer-service questions written for supportbot (not from a dataset): every topic of
+# an online shop crossed with question templates, all neutral. The client's own test
+# sentences are excluded so they stay a fair check.
+ZH_TOPICS = ["订单", "快递", "物流信息", "发票", "电子发票", "增值税专用发票", "退款", "退货", "换货", "优惠券", "会员积分",
+             "会员等级", "收货地址", "绑定的手机号", "登录密码", "账户信息", "支付方式", "运费", "库存", "尺码", "保修",
+             "配送时间", "预售商品", "自提点", "分期付款", "发货时间", "退货地址", "售后服务", "订单号", "包裹"]
+ZH_TEMPLATES = ["请问{t}怎么查看？", "{t}在哪里修改？", "请问{t}可以修改吗？", "我想了解一下{t}。", "{t}一般需要多久？",
+                "可以帮我查一下{t}吗？", "请问怎么申请{t}？", "{t}的规则是什么？", "你好，想咨询一下{t}的问题", "请问{t}在哪里能看到？",
+                "麻烦问一下，{t}怎么操作？", "请问有关于{t}的说明吗？"]
+ZH_HELD_OUT = {"请问可以开发票吗？"}
+# ...and complaints and praise about the same topics, so that talking about an order is
+# not by itself "neutral".
+ZH_NEGATIVE = ["{t}太慢了，非常失望！", "你们的{t}太差了，我要投诉", "{t}一直没人处理，太让人生气了", "{t}出了问题，等了一个星期也没解决",
+               "{t}又错了，真的受够了", "对{t}非常不满意，太糟糕了"]
+ZH_POSITIVE = ["{t}处理得很快，谢谢！", "客服很耐心，{t}的问题解决了，非常满意", "{t}很方便，好评！", "{t}比预期的还快，太棒了",
+               "谢谢你们，{t}的事情办得很好"]
+EN_TOPICS = ["order", "package", "parcel", "refund", "return", "replacement", "invoice", "delivery", "payment", "account",
+             "subscription", "membership", "coupon", "exchange", "shipping", "card", "transfer", "warranty claim"]
+EN_NEGATIVE = ["My {t} arrived damaged.", "The {t} is taking forever.", "I've been waiting two weeks for my {t} and nobody answers.",
+               "Your {t} process is a mess.", "Still no news about my {t}, this is really annoying.",
+               "The {t} was wrong again.", "I'm very unhappy with how my {t} was handled."]
+EN_POSITIVE = ["Thanks, my {t} arrived quickly!", "Great help with my {t}, thank you!", "The {t} went smoothly, very happy.",
+               "You sorted out my {t} in minutes, brilliant.", "Thank you, the {t} was handled perfectly."]
+
+
+def zh_cs_questions() -> list[str]:
+    return sorted({tpl.format(t=t) for t in ZH_TOPICS for tpl in ZH_TEMPLATES} - ZH_HELD_OUT)
+
+
+def cs_statements(topics: list[str], templates: list[str], label: str) -> list[tuple[str, str]]:
+    return [(tpl.format(t=t), label) for t in topics for tpl in templates]
+
+
 def tsv(path: Path) -> list[dict]:
     with open(path, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
@@ -80,6 +113,12 @@ def main() -> None:
     en = sst2[: a.max_sst2] + tweets + [(t, "neutral") for t in neutral_en[: a.max_en_neutral]] + upset * 3
     rng.shuffle(en)
     write(a.out / "en_train.csv", en)
+    # Top-up set for continuing the English adapter: written complaints/praise about shop
+    # topics, plus replayed rows so it does not forget.
+    en_topup = cs_statements(EN_TOPICS, EN_NEGATIVE, "negative") + cs_statements(EN_TOPICS, EN_POSITIVE, "positive") \
+        + [(t, "neutral") for t in neutral_en[-400:]] + sst2[-600:] + tweets[-600:]
+    rng.shuffle(en_topup)
+    write(a.out / "en_topup.csv", en_topup)
     write(a.out / "sst2_dev.csv", [(r["sentence"].strip(), BIN[r["label"]]) for r in tsv(d / "sst2/dev.tsv")])
     write(a.out / "tweeteval_val.csv",
           [(j["text"], j["label"]) for j in map(json.loads, open(d / "tweeteval_sentiment/val.jsonl"))])
@@ -96,6 +135,13 @@ def main() -> None:
     zh = train[: a.max_chnsenticorp] + [(t, "neutral") for t in neutral_zh[: a.max_zh_neutral]]
     rng.shuffle(zh)
     write(a.out / "zh_train.csv", zh)
+    # A short top-up set for continuing the Chinese adapter: shop questions (neutral),
+    # plus AFQMC and ChnSentiCorp rows so it does not forget.
+    topup = [(t, "neutral") for t in zh_cs_questions()] + [(t, "neutral") for t in neutral_zh[-300:]] \
+        + cs_statements(ZH_TOPICS, ZH_NEGATIVE, "negative") + cs_statements(ZH_TOPICS, ZH_POSITIVE, "positive") \
+        + train[-600:]
+    rng.shuffle(topup)
+    write(a.out / "zh_topup.csv", topup)
     train_texts = {t for t, _ in train}
     test = [(r["text_a"].strip(), BIN[r["label"]]) for r in tsv(d / "chnsenticorp/test.tsv")]
     write(a.out / "chnsenticorp_test.csv", test)
