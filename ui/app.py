@@ -35,7 +35,10 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
         if len(text) > limit:
             raise gr.Error(f"The text has {len(text)} characters; the limit is {limit}.")
         result = runtime.sentiment.classify([text], explain=True)[0]
-        highlights = [(e["token"], e["weight"]) for e in result.explanation or []]
+        # Scaled so the strongest word is fully coloured: with a confident label every
+        # single word moves the probability only a little.
+        top = max((abs(e["weight"]) for e in result.explanation or []), default=0.0) or 1.0
+        highlights = [(e["token"], e["weight"] / top) for e in result.explanation or []]
         return _render(result), highlights, runtime.sentiment.version
 
     with gr.Blocks(title="supportbot") as demo:
@@ -44,7 +47,7 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
             text = gr.Textbox(label="Text (English or Chinese)", lines=3, elem_id="sentiment-text")
             button = gr.Button("Classify", variant="primary", elem_id="sentiment-classify")
             result = gr.HTML(elem_id="sentiment-result")
-            explanation = gr.HighlightedText(label="Which words drove the label (occlusion weight)",
+            explanation = gr.HighlightedText(label="Which words drove the label (occlusion: probability drop without the word, scaled)",
                                              color_map=None, show_legend=False)
             version = gr.Textbox(label="Model version", interactive=False)
             gr.Examples(EXAMPLES, inputs=text)
