@@ -149,7 +149,7 @@ def cmd_eval(args) -> int:
         def predict(texts):
             return np.array([[r.scores.get(l, 0.0) for l in labels] for r in service.classify(texts)])
 
-    report = evaluate(predict, labels, examples)
+    report = evaluate(predict, labels, examples, restrict=args.task == "sentiment")
     report.update(model=name, data=str(args.data), task=args.task)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))

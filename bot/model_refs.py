@@ -57,6 +57,7 @@ PACKAGED: dict[str, PackagedModel] = {
 SHIPPED: dict[str, str] = {
     "sentiment-en": "English sentiment, negative/neutral/positive, LoRA on minilm-l6",
     "sentiment-zh": "Chinese sentiment, negative/neutral/positive, LoRA on gemma3-270m",
+    "intent-bitext": "customer-service intents (Bitext, 27), English, LoRA on minilm-l6",
 }
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")

@@ -1,7 +1,9 @@
 """Evaluate a classifier on a labelled file: `supportbot eval classifier`.
 
-Labels absent from the data are left out of the argmax, so a 3-class sentiment model is
-scored on binary sets (SST-2, ChnSentiCorp) by comparing its negative and positive scores.
+With `restrict=True` (the default for sentiment), labels absent from the data are left
+out of the argmax, so a 3-class sentiment model is scored on binary sets (SST-2,
+ChnSentiCorp) by comparing its negative and positive scores. Intent is scored over all
+the model's labels.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from finetune.metrics import classification_report, restrict_to_labels
 
 
 def evaluate(predict_proba: Callable[[Sequence[str]], np.ndarray], model_labels: list[str],
-             examples: list[Example], *, chunk: int = 64, progress: bool = True) -> dict:
+             examples: list[Example], *, restrict: bool = True, chunk: int = 64, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
     data_labels = {e.label for e in examples}
@@ -30,10 +32,11 @@ def evaluate(predict_proba: Callable[[Sequence[str]], np.ndarray], model_labels:
     for start in range(0, len(examples), chunk):
         batch = examples[start : start + chunk]
         proba = predict_proba([e.text for e in batch])
-        preds.extend(restrict_to_labels(proba, model_labels, data_labels))
+        preds.extend(restrict_to_labels(proba, model_labels, data_labels) if restrict
+                     else [model_labels[i] for i in proba.argmax(axis=1)])
         bar.update(len(batch))
     bar.close()
-    labels = [l for l in model_labels if l in data_labels]
+    labels = [l for l in model_labels if l in data_labels or (not restrict and l in preds)]
     return classification_report([e.label for e in examples], preds, labels)
 
 

@@ -61,3 +61,13 @@ def test_format_report():
     text = format_report(report)
     assert "accuracy 1.0000" in text and "macro-F1 1.0000" in text
     assert "negative" in text and "positive" in text and "confusion matrix" in text
+
+
+def test_unrestricted_evaluation_can_predict_labels_absent_from_the_data():
+    # "good" has neutral on top and positive second; the data has no neutral rows:
+    # restricted scoring picks positive, unrestricted scoring says neutral (and is wrong).
+    examples = [Example("good", "positive"), Example("bad", "negative")]
+    restricted = evaluate(keyword_proba, LABELS, examples, progress=False)
+    free = evaluate(keyword_proba, LABELS, examples, restrict=False, progress=False)
+    assert restricted["accuracy"] == 1.0
+    assert free["accuracy"] == 0.5 and "neutral" in free["labels"]
