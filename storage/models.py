@@ -41,6 +41,12 @@ FINETUNE_STATUSES = ("running", "succeeded", "failed", "killed")
 API_KEY_SCOPES = ("normal", "admin")
 
 
+def check_choice(value: str, allowed: tuple[str, ...], what: str) -> None:
+    """Repositories validate the small vocabularies before the CHECK constraints would."""
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+
+
 def new_id() -> str:
     """A fresh random id: 32 lowercase hex characters (uuid4)."""
     return uuid.uuid4().hex

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot.errors import InputError
-from storage.models import CONVERSATION_STATUSES, MESSAGE_ROLES, Conversation, Message, utcnow
+from storage.models import check_choice, CONVERSATION_STATUSES, MESSAGE_ROLES, Conversation, Message, utcnow
 
 MAX_PAGE_SIZE = 500
 
@@ -29,11 +29,6 @@ class InvalidCursor(InputError):
 class ConversationPage(NamedTuple):
     items: list[Conversation]
     next_cursor: str | None  # None: this was the last page
-
-
-def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
-    if value not in allowed:
-        raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
 
 
 def create_conversation(
@@ -93,7 +88,7 @@ def list_conversations(
         raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}; got {limit}")
     query = sa.select(Conversation)
     if status is not None:
-        _check(status, CONVERSATION_STATUSES, "status")
+        check_choice(status, CONVERSATION_STATUSES, "status")
         query = query.where(Conversation.status == status)
     if since is not None:
         query = query.where(Conversation.created_at >= since)
@@ -124,7 +119,7 @@ def set_status(
     Escalating records `escalation_reason`; going back to 'open' (an agent releases it)
     clears it; closing keeps whatever reason there was.
     """
-    _check(status, CONVERSATION_STATUSES, "status")
+    check_choice(status, CONVERSATION_STATUSES, "status")
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
         return None
@@ -181,7 +176,7 @@ def add_message(
     Messages of one conversation get strictly increasing `created_at`, so ordering by
     time is the order they were added even when the clock is coarse or steps back.
     """
-    _check(role, MESSAGE_ROLES, "role")
+    check_choice(role, MESSAGE_ROLES, "role")
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
         return None

@@ -7,14 +7,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from storage.models import FINETUNE_KINDS, FINETUNE_STATUSES, TASKS, FinetuneRun, utcnow
+from storage.models import check_choice, FINETUNE_KINDS, FINETUNE_STATUSES, TASKS, FinetuneRun, utcnow
 
 FINISHED_STATUSES = tuple(s for s in FINETUNE_STATUSES if s != "running")
-
-
-def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
-    if value not in allowed:
-        raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
 
 
 def start_run(
@@ -29,8 +24,8 @@ def start_run(
     """Record a run that starts now. `config` is the resolved recipe config; `data`
     names the training files with their sha256, e.g. [{"path", "sha256", "rows"}, ...]
     (a dict such as {"train": {...}, "eval": {...}} is accepted too)."""
-    _check(task, TASKS, "task")
-    _check(kind, FINETUNE_KINDS, "kind")
+    check_choice(task, TASKS, "task")
+    check_choice(kind, FINETUNE_KINDS, "kind")
     run = FinetuneRun(
         task=task,
         kind=kind,
@@ -94,7 +89,7 @@ def finish_run(
 ) -> FinetuneRun | None:
     """End a run as 'succeeded', 'failed' or 'killed', merging in the final metrics.
     A succeeded run's progress becomes 1. None if there is no such run."""
-    _check(status, FINISHED_STATUSES, "status")
+    check_choice(status, FINISHED_STATUSES, "status")
     run = session.get(FinetuneRun, run_id)
     if run is None:
         return None

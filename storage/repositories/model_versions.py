@@ -14,16 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot.errors import InputError
-from storage.models import MODEL_VERSION_STATUSES, TASKS, ModelVersion, utcnow
+from storage.models import check_choice, MODEL_VERSION_STATUSES, TASKS, ModelVersion, utcnow
 
 
 class DuplicateModelVersion(InputError):
     """A version with this name exists already for the task."""
-
-
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
 
 
 def create_model_version(
@@ -40,7 +35,7 @@ def create_model_version(
     """Register a version (a 'candidate' unless told otherwise; use
     activate_model_version to make one active). Raises DuplicateModelVersion if the
     task already has a version called `name`."""
-    _check_task(task)
+    check_choice(task, TASKS, "task")
     if status not in MODEL_VERSION_STATUSES or status == "active":
         raise ValueError(
             "status must be 'candidate', 'retired' or 'rejected' (activate with "
@@ -115,7 +110,7 @@ def activate_model_version(session: Session, *, version_id: str) -> ModelVersion
 def rollback_model_version(session: Session, *, task: str) -> ModelVersion | None:
     """Re-activate the version that was active before the current one (the retired
     version activated most recently). None, changing nothing, if there is none."""
-    _check_task(task)
+    check_choice(task, TASKS, "task")
     previous = session.scalar(
         sa.select(ModelVersion)
         .where(
