@@ -99,15 +99,15 @@ def create_app(runtime: Runtime, *, ui: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(sentiment.router)
 
-    @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    catch_all = "/v1/{path:path}"
+
+    @app.api_route(catch_all, methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     def _unknown(path: str, request: Request):  # JSON 404/405 under /v1, before the UI mount catches all
-        probe = {**request.scope, "method": "__none__"}
+        probe = {**request.scope, "method": "__none__"}  # matches a known path only PARTIALly
         for route in app.router.routes:
-            if route is not _unknown_route[0] and route.matches(probe)[0] == Match.PARTIAL:
+            if getattr(route, "path", None) != catch_all and route.matches(probe)[0] == Match.PARTIAL:
                 return error(405, "method_not_allowed", f"{request.method} is not allowed on /v1/{path}")
         return error(404, "not_found", f"no such endpoint: /v1/{path}")
-
-    _unknown_route = [app.router.routes[-1]]
     if ui:
         import gradio as gr
 
