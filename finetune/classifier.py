@@ -282,7 +282,7 @@ def run(args: ClassifierArgs) -> dict:
     data_files = [{"path": str(s.path), "weight": s.weight, "sha256": datalib.sha256_file(s.path)}
                   for s in sources]
     recorder = RunRecorder.start(settings if args.record else None, task=args.task, kind="classifier",
-                                 config=asdict(args), data=data_files, output_dir=str(out))
+                                 config=asdict(args), data=data_files, output_dir=str(out), resume=args.resume)
     with recorder:  # a run that raises is recorded as failed
 
         def evaluate() -> dict:

@@ -21,7 +21,8 @@ class RunRecorder:
     _last_progress: float = 0.0
 
     @classmethod
-    def start(cls, settings, *, task: str, kind: str, config: dict, data: list, output_dir: str) -> "RunRecorder":
+    def start(cls, settings, *, task: str, kind: str, config: dict, data: list, output_dir: str,
+              resume: bool = False) -> "RunRecorder":
         if settings is None:
             return cls(task=task)
         try:
@@ -32,8 +33,11 @@ class RunRecorder:
             upgrade(url)
             factory = make_session_factory(make_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms))
             with factory() as session:
-                run = finetune_runs.start_run(session, task=task, kind=kind, config=config, data=data,
-                                              output_dir=output_dir)
+                # --resume continues the run a kill left 'running' for the same output.
+                previous = [r for r in finetune_runs.list_runs(session, task=task, status="running")
+                            if r.output_dir == output_dir] if resume else []
+                run = previous[0] if previous else finetune_runs.start_run(
+                    session, task=task, kind=kind, config=config, data=data, output_dir=output_dir)
                 session.commit()
                 return cls(factory, run.id, task)
         except Exception as exc:  # noqa: BLE001 - best effort, see module docstring
