@@ -8,6 +8,7 @@ merged into the base for inference speed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -64,20 +65,21 @@ def ensure_pad_token(tokenizer, model) -> None:
         model.config.pad_token_id = tokenizer.pad_token_id
 
 
-def load_base_classifier(resolved: ResolvedModel, labels: list[str], *, quantization_config=None, dtype=None):
-    """Tokenizer + AutoModelForSequenceClassification with the given label set."""
+def load_base_classifier(resolved: ResolvedModel, labels: list[str] | None, *, quantization_config=None, dtype=None):
+    """Tokenizer + AutoModelForSequenceClassification: with a fresh head for `labels`, or
+    with the model's own head and label set when `labels` is None."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     kwargs = {"local_files_only": True} if resolved.local else {}
+    if labels is not None:
+        kwargs.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                      label2id={label: i for i, label in enumerate(labels)})
     try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
-        with quiet_transformers():  # the fresh head is reported as "newly initialized": expected
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, local_files_only=resolved.local)
+        with quiet_transformers():  # a fresh head is reported as "newly initialized": expected
             model = AutoModelForSequenceClassification.from_pretrained(
                 resolved.path,
-                num_labels=len(labels),
-                id2label=dict(enumerate(labels)),
-                label2id={label: i for i, label in enumerate(labels)},
                 dtype=dtype or torch.float32,
                 quantization_config=quantization_config,
                 **({"device_map": {"": "cpu"}} if quantization_config is not None and not torch.cuda.is_available() else {}),
@@ -107,16 +109,7 @@ class TextClassifier:
         resolved = resolve(ref, cache_dir)
         if resolved.adapter:
             return cls._load_adapter(resolved, cache_dir, batch_size)
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        kwargs = {"local_files_only": True} if resolved.local else {}
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
-            model = AutoModelForSequenceClassification.from_pretrained(resolved.path, dtype=torch.float32, **kwargs)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"cannot load classifier {ref!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-        ensure_pad_token(tokenizer, model)
+        tokenizer, model = load_base_classifier(resolved, None)
         labels = [model.config.id2label[i].lower() for i in range(model.config.num_labels)]
         return cls(ref, labels, model.eval(), tokenizer, max_length=_max_length(tokenizer, model),
                    batch_size=batch_size)
@@ -127,9 +120,7 @@ class TextClassifier:
 
         meta = read_adapter_meta(resolved.path)
         if not meta.get("lora", True):  # a full fine-tune: the directory is the model itself
-            from bot.model_refs import ResolvedModel as _R
-
-            tokenizer, model = load_base_classifier(_R(resolved.ref, resolved.path, True, False), meta["labels"])
+            tokenizer, model = load_base_classifier(dataclasses.replace(resolved, adapter=False), meta["labels"])
             return cls(meta.get("version") or Path(resolved.path).name, list(meta["labels"]), model.eval(), tokenizer,
                        max_length=_max_length(tokenizer, model, int(meta.get("max_length", 256))),
                        batch_size=batch_size, meta=meta)
