@@ -89,7 +89,7 @@ def cmd_sentiment(args) -> int:
         texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not texts:
         raise SupportbotError("give texts to classify: supportbot sentiment TEXT... or --file F")
-    from bot.api.routes.sentiment import check_texts
+    from bot.guard import check_texts
 
     check_texts(texts, max_texts=10**9, max_chars=settings.max_text_chars)
     from bot.runtime import configure_torch, use_offline_hub_for_local_models

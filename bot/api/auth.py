@@ -7,6 +7,7 @@ settings' api_keys_file: lines `name:scope:sha256-of-key` (never the key itself)
 from __future__ import annotations
 
 import hmac
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -24,8 +25,14 @@ class AuthError(Exception):
 
 
 def file_keys(path: Path | None) -> list[tuple[str, str, str]]:
+    """(name, scope, sha256) per line; re-read only when the file changes."""
     if path is None or not path.is_file():
         return []
+    return _parse_keys_file(path, path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _parse_keys_file(path: Path, _mtime_ns: int) -> list[tuple[str, str, str]]:
     out = []
     for line in path.read_text().splitlines():
         line = line.strip()

@@ -7,23 +7,11 @@ from fastapi import APIRouter
 from bot.api.auth import ScopeDep
 from bot.api.deps import SentimentDep, SessionDep, SettingsDep
 from bot.api.schemas import SentimentPublic, SentimentRequest
-from bot.errors import InputError, PayloadTooLargeError
+from bot.guard import check_texts
 from bot.metrics import SENTIMENT_BATCH, SENTIMENT_TEXTS
 from storage.repositories.predictions import PredictionRecord, log_predictions
 
 router = APIRouter(prefix="/v1", tags=["sentiment"])
-
-
-def check_texts(texts: list[str], *, max_texts: int, max_chars: int) -> None:
-    if not texts:
-        raise InputError("texts must hold at least one text")
-    if len(texts) > max_texts:
-        raise PayloadTooLargeError(f"{len(texts)} texts in one call; the limit is {max_texts}: split the batch")
-    for i, text in enumerate(texts):
-        if not text.strip():
-            raise InputError(f"texts[{i}] is empty or whitespace")
-        if len(text) > max_chars:
-            raise PayloadTooLargeError(f"texts[{i}] has {len(text)} characters; the limit is {max_chars}")
 
 
 @router.post("/sentiment", response_model=SentimentPublic, response_model_exclude_none=True)
