@@ -20,6 +20,7 @@ def parse_args(cls: type[T], argv: list[str] | None = None) -> T:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(cls)
     parser.add_argument("--config", default=None, help="YAML file with defaults for these flags")
+    argv = _merge_repeated_list_flags(parser, argv)
     known, _ = parser.parse_known_args(argv)
     defaults = {}
     if known.config:
@@ -41,3 +42,43 @@ def parse_args(cls: type[T], argv: list[str] | None = None) -> T:
         raise InputError(f"unknown arguments: {' '.join(rest)}")
     values = {k: v for k, v in vars(ns).items() if k != "config"}
     return cls(**values)
+
+
+def _merge_repeated_list_flags(parser, argv: list[str]) -> list[str]:
+    """`--train a.csv --train b.csv` means both files (argparse alone keeps the last)."""
+    list_flags = {}
+    for action in parser._actions:
+        if action.nargs in ("+", "*"):
+            for option in action.option_strings:
+                list_flags[option] = action.dest
+    merged: dict[str, list[str]] = {}
+    first_flag: dict[str, str] = {}
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        name, eq, inline = token.partition("=")
+        dest = list_flags.get(name)
+        if dest is None:
+            out.append(token)
+            i += 1
+            continue
+        if dest not in merged:
+            merged[dest] = []
+            first_flag[dest] = name
+            out.append(("\0", dest))  # placeholder, filled below
+        i += 1
+        if eq:
+            merged[dest].append(inline)
+        while i < len(argv) and not argv[i].startswith("--"):
+            merged[dest].append(argv[i])
+            i += 1
+    result: list[str] = []
+    for token in out:
+        if isinstance(token, tuple):
+            dest = token[1]
+            result.append(first_flag[dest])
+            result.extend(merged[dest])
+        else:
+            result.append(token)
+    return result

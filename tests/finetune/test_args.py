@@ -56,3 +56,10 @@ def test_missing_config(tmp_path):
 def test_unknown_flag():
     with pytest.raises(InputError, match="unknown arguments: --lora-rank 4"):
         parse_args(ClassifierArgs, ["--train", "a.csv", "--lora-rank", "4"])
+
+
+def test_a_repeated_list_flag_keeps_every_value(tmp_path):
+    args = parse_args(ClassifierArgs, ["--train", "a.csv", "--epochs", "2", "--train", "b.csv@0.5", "c.csv",
+                                       "--train=d.csv"])
+    assert args.train == ["a.csv", "b.csv@0.5", "c.csv", "d.csv"]
+    assert args.epochs == 2
