@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,20 @@ class Settings(BaseSettings):
     )
     chat_model: str = "smollm2-135m"
     embedding_model: str = "minilm-l6"
+    intent_model: str | None = Field("intent-bitext", description="intent of each customer turn; 'none': off")
+
+    # Generation: the local chat model, or any OpenAI-compatible server (vLLM, TGI, ...).
+    chat_backend: Literal["local", "remote"] = "local"
+    chat_remote_url: str | None = Field(None, description="base URL of the server, e.g. http://gpu-box:8000/v1")
+    chat_remote_key: str | None = None
+    chat_remote_model: str | None = Field(None, description="model name on the remote server")
+    chat_context_tokens: int = Field(2048, ge=256, description="prompt + reply token budget")
+    chat_max_tokens: int = Field(160, ge=1, le=4096, description="default reply length limit")
+    chat_timeout_s: float = Field(60.0, gt=0, description="time limit for one reply")
+    chat_generate_languages: str = Field(
+        "en", description="languages the chat model writes (comma list); others get the article's own sentences")
+    answer_threshold: float = Field(0.35, ge=0, le=1, description="retrieval score needed to answer")
+    demo_kb: bool = Field(True, description="import the demo knowledge base when the knowledge base is empty")
 
     model_cache: Path | None = Field(None, description="converted packaged models; default: <home>/models")
     api_keys_file: Path | None = None
@@ -47,10 +61,20 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="torch threads; default: all cores")
     ui: bool = True
 
-    @field_validator("sentiment_model_zh", mode="before")
+    @field_validator("sentiment_model_zh", "intent_model", mode="before")
     @classmethod
     def _empty_is_none(cls, v):
         return None if v in ("", "none", "None") else v
+
+    @model_validator(mode="after")
+    def _remote_needs_url_and_model(self):
+        if self.chat_backend == "remote" and not (self.chat_remote_url and self.chat_remote_model):
+            raise ValueError("chat_backend=remote needs SUPPORTBOT_CHAT_REMOTE_URL and SUPPORTBOT_CHAT_REMOTE_MODEL")
+        return self
+
+    @property
+    def generate_languages(self) -> tuple[str, ...]:
+        return tuple(x.strip() for x in self.chat_generate_languages.split(",") if x.strip())
 
     @property
     def model_cache_dir(self) -> Path:

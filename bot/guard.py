@@ -16,3 +16,19 @@ def check_texts(texts: list[str], *, max_texts: int, max_chars: int) -> None:
             raise InputError(f"texts[{i}] is empty or whitespace")
         if len(text) > max_chars:
             raise PayloadTooLargeError(f"texts[{i}] has {len(text)} characters; the limit is {max_chars}")
+
+
+_CONTROL = {chr(c) for c in range(32)} - {"\n", "\r", "\t"}
+
+
+def check_message(text: str, *, max_chars: int) -> str:
+    """A customer or agent message: not empty, not too long, no control characters.
+    Returns the text with surrounding whitespace removed."""
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("text is empty or whitespace: send the customer's message")
+    if len(text) > max_chars:
+        raise PayloadTooLargeError(f"text has {len(text)} characters; the limit is {max_chars}")
+    bad = sorted({hex(ord(c)) for c in text if c in _CONTROL or "\ud800" <= c <= "\udfff"})
+    if bad:
+        raise InputError(f"text holds control characters or broken UTF-16 ({', '.join(bad[:5])}): remove them")
+    return text.strip()

@@ -16,9 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from bot.api.auth import AuthError
-from bot.api.routes import health, sentiment
+from bot.api.routes import chat, conversations, health, sentiment
 from bot.errors import (DatabaseUnavailableError, InputError, ModelLoadError, ModelNotFoundError, NotFoundError,
                         PayloadTooLargeError)
+from bot.generation import GenerationError
 from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from bot.runtime import Runtime
 
@@ -70,6 +71,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _db(_req, exc):
         return error(503, "database_unavailable", str(exc), {"Retry-After": "5"})
 
+    @app.exception_handler(GenerationError)
+    async def _generation(_req, exc):
+        return error(503, "generation_failed", str(exc), {"Retry-After": "5"})
+
     @app.exception_handler(ModelNotFoundError)
     @app.exception_handler(ModelLoadError)
     async def _model(_req, exc):
@@ -98,6 +103,8 @@ def create_app(runtime: Runtime, *, ui: bool = True) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(sentiment.router)
+    app.include_router(chat.router)
+    app.include_router(conversations.router)
 
     catch_all = "/v1/{path:path}"
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
+from bot.dialogue import DialogueEngine
 from bot.errors import DatabaseUnavailableError
 from bot.runtime import Runtime
 from bot.sentiment import SentimentService
@@ -45,6 +46,15 @@ def get_sentiment(runtime: RuntimeDep) -> SentimentService:
     return runtime.sentiment
 
 
+def get_dialogue(runtime: RuntimeDep):
+    return runtime.dialogue
+
+
+def get_generator(runtime: RuntimeDep):
+    return runtime.generator
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 SentimentDep = Annotated[SentimentService, Depends(get_sentiment)]
+DialogueDep = Annotated[DialogueEngine, Depends(get_dialogue)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ErrorBody(BaseModel):
@@ -50,3 +52,119 @@ class HealthPublic(BaseModel):
     status: str
     database: str
     models: dict
+
+
+# -- chat completions (OpenAI-compatible) and conversations -----------------------------
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        """Text content; OpenAI's list-of-parts form keeps only the text parts."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+
+
+class ChatCompletionRequest(BaseModel):
+    # OpenAI clients send options we do not use (seed, presence_penalty, ...): ignored.
+    model_config = ConfigDict(extra="ignore")
+    model: str | None = Field(None, description="'supportbot' (the customer-service pipeline, the default) "
+                                                "or a chat model from /v1/models (plain completion, not stored)")
+    messages: list[ChatMessageIn] = Field(..., min_length=1, max_length=200)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    stop: str | list[str] | None = None
+    n: int = Field(1, ge=1, le=1, description="only 1 is supported")
+    user: str | None = Field(None, max_length=255)
+    conversation_id: str | None = Field(None, max_length=64, description="continue a stored conversation")
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, v):
+        stops = [v] if isinstance(v, str) else (v or [])
+        if len(stops) > 4 or any(not s or len(s) > 64 for s in stops):
+            raise ValueError("stop takes up to 4 non-empty sequences of at most 64 characters")
+        return stops
+
+
+class Source(BaseModel):
+    id: str
+    title: str
+    score: float
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+class ConversationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: str | None = Field(None, max_length=64)
+    customer_ref: str | None = Field(None, max_length=255)
+    metadata: dict[str, Any] | None = None
+
+
+class ConversationId(BaseModel):
+    id: str
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+
+
+class AgentMessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    agent: str = Field(..., min_length=1, max_length=255)
+
+
+class ReplyPublic(BaseModel):
+    message_id: str
+    text: str
+    sources: list[Source]
+
+
+class TurnPublic(BaseModel):
+    conversation_id: str
+    message_id: str
+    sentiment: LabelScore
+    intent: LabelScore | None = None
+    reply: ReplyPublic | None
+    escalate: bool
+    escalation_reason: str | None
+    status: Literal["open", "escalated", "closed"]
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    role: Literal["customer", "bot", "agent"]
+    text: str
+    created_at: str
+    sentiment: LabelScore | None = None
+
+
+class ConversationPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    status: Literal["open", "escalated", "closed"]
+    created_at: str
+    escalation_reason: str | None = None
+    messages: list[MessagePublic] | None = None
+
+
+class ConversationsPublic(BaseModel):
+    data: list[ConversationPublic]
+    count: int
+    next_cursor: str | None

@@ -13,7 +13,8 @@ def test_start_migrates_the_database_under_home(tmp_path):
     runtime = Runtime.start(settings_with(home=tmp_path / "home"))
     try:
         assert current_revision(f"sqlite:///{tmp_path / 'home' / 'supportbot.db'}") == head_revision()
-        assert runtime.models_status() == {"sentiment": "not loaded"}
+        assert runtime.models_status() == {"sentiment": "not loaded", "intent": "not loaded", "chat": "not loaded",
+                                           "embedding": "not loaded"}
     finally:
         runtime.close()
 
@@ -25,7 +26,7 @@ def test_sentiment_is_loaded_on_first_use_from_settings(tmp_path, tiny_classifie
     try:
         service = runtime.sentiment
         assert runtime.sentiment is service  # loaded once
-        assert runtime.models_status() == {"sentiment": {"default": str(tiny_classifier_dir)}}
+        assert runtime.models_status()["sentiment"] == {"default": str(tiny_classifier_dir)}
         assert service.default.batch_size == 2
         results = service.classify(["good", "服务太差了"])
         assert [r.language for r in results] == ["en", "zh"]

@@ -1,0 +1,63 @@
+"""/v1/conversations: customer turns, agent replies, release, history, erase."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Response
+
+from bot.api.auth import ScopeDep
+from bot.api.deps import DialogueDep, SessionDep
+from bot.api.schemas import (AgentMessageCreate, ConversationCreate, ConversationId, ConversationPublic,
+                             ConversationsPublic, MessageCreate, TurnPublic)
+from bot.dialogue import conversation_public
+from bot.errors import NotFoundError
+from storage.repositories import conversations as repo
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+
+
+@router.post("", response_model=ConversationId, status_code=201)
+def create(dialogue: DialogueDep, _scope: ScopeDep, body: ConversationCreate | None = None):
+    body = body or ConversationCreate()
+    return {"id": dialogue.create_conversation(channel=body.channel, customer_ref=body.customer_ref,
+                                               metadata=body.metadata)}
+
+
+@router.post("/{conversation_id}/messages", response_model=TurnPublic)
+def customer_message(conversation_id: str, body: MessageCreate, dialogue: DialogueDep, _scope: ScopeDep):
+    return dialogue.turn(conversation_id, body.text).public()
+
+
+@router.post("/{conversation_id}/agent-messages", status_code=201)
+def agent_message(conversation_id: str, body: AgentMessageCreate, dialogue: DialogueDep, _scope: ScopeDep):
+    return dialogue.agent_message(conversation_id, body.text, agent=body.agent)
+
+
+@router.post("/{conversation_id}/release", response_model=ConversationPublic)
+def release(conversation_id: str, dialogue: DialogueDep, _scope: ScopeDep):
+    return dialogue.release(conversation_id)
+
+
+@router.get("/{conversation_id}", response_model=ConversationPublic)
+def get(conversation_id: str, session: SessionDep, _scope: ScopeDep):
+    conversation = repo.get_conversation(session, conversation_id=conversation_id)
+    if conversation is None:
+        raise NotFoundError(f"no conversation {conversation_id!r}")
+    return conversation_public(conversation)
+
+
+@router.get("", response_model=ConversationsPublic)
+def list_(session: SessionDep, _scope: ScopeDep, status: str | None = Query(None, pattern="^(open|escalated|closed)$"),
+          since: datetime | None = None, limit: int = Query(50, ge=1, le=repo.MAX_PAGE_SIZE),
+          cursor: str | None = Query(None, max_length=200)):
+    page = repo.list_conversations(session, status=status, since=since, limit=limit, cursor=cursor)
+    data = [conversation_public(c, with_messages=False) for c in page.items]
+    return {"data": data, "count": len(data), "next_cursor": page.next_cursor}
+
+
+@router.delete("/{conversation_id}", status_code=204)
+def erase(conversation_id: str, session: SessionDep, _scope: ScopeDep):
+    if not repo.delete_conversation(session, conversation_id=conversation_id):
+        raise NotFoundError(f"no conversation {conversation_id!r}")
+    return Response(status_code=204)

@@ -1,0 +1,291 @@
+"""The dialogue engine: one pipeline per customer turn.
+
+    guard → sentiment + intent → (stored) → escalation rules → retrieval → generation → storage
+
+The customer's message is stored (committed) before any reply is generated, so a turn
+the API acknowledged is never lost, and a failing or slow generator degrades to an
+answer made from the retrieved article. While a human agent holds the conversation
+(status `escalated`) the bot stores the customer's turns and stays silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import prompting
+from bot.errors import InputError, NotFoundError
+from bot.escalation import EscalationPolicy, TurnSignals
+from bot.generation import GenerationError, GenerationParams, Generator
+from bot.guard import check_message
+from bot.intent import IntentService
+from bot.retrieval import Hit, KnowledgeIndex
+from bot.sentiment import SentimentService
+from storage.models import Conversation, Message
+from storage.repositories import conversations as repo
+
+log = logging.getLogger(__name__)
+
+STREAK_KEY = "supportbot_no_answer_streak"  # in conversation metadata
+
+
+@dataclass
+class DialogueConfig:
+    answer_threshold: float = 0.35  # retrieval score needed to answer from an article
+    generate_languages: tuple[str, ...] = ("en",)  # others get the article's own sentences
+    history_messages: int = 8  # earlier messages given to the model (then fitted to the window)
+    max_text_chars: int = 5000
+    params: GenerationParams = field(default_factory=lambda: GenerationParams(max_tokens=160, timeout_s=60))
+
+
+@dataclass
+class Reply:
+    message_id: str
+    text: str
+    sources: list[dict]
+
+    def public(self) -> dict:
+        return {"message_id": self.message_id, "text": self.text, "sources": self.sources}
+
+
+@dataclass
+class TurnResult:
+    conversation_id: str
+    message_id: str
+    language: str
+    sentiment: dict
+    intent: dict | None
+    reply: Reply | None
+    escalate: bool
+    escalation_reason: str | None
+    status: str
+    model_version: str | None = None
+    latency_ms: float = 0.0
+
+    def public(self) -> dict:
+        return {"conversation_id": self.conversation_id, "message_id": self.message_id,
+                "sentiment": self.sentiment, "intent": self.intent,
+                "reply": self.reply.public() if self.reply else None, "escalate": self.escalate,
+                "escalation_reason": self.escalation_reason, "status": self.status}
+
+
+def message_public(m: Message) -> dict:
+    out = {"id": m.id, "role": m.role, "text": m.text, "created_at": m.created_at.isoformat(),
+           "language": m.language}
+    if m.sentiment_label is not None:
+        out["sentiment"] = {"label": m.sentiment_label, "score": m.sentiment_score}
+    if m.intent_label is not None:
+        out["intent"] = {"label": m.intent_label, "score": m.intent_score}
+    if m.role == "bot":
+        out["sources"] = list(m.sources or [])
+        out["model_version"] = m.model_version
+    if m.agent:
+        out["agent"] = m.agent
+    return out
+
+
+def conversation_public(c: Conversation, *, with_messages: bool = True) -> dict:
+    out = {"id": c.id, "status": c.status, "channel": c.channel, "customer_ref": c.customer_ref,
+           "metadata": {k: v for k, v in (c.meta or {}).items() if k != STREAK_KEY},
+           "escalation_reason": c.escalation_reason, "created_at": c.created_at.isoformat(),
+           "updated_at": c.updated_at.isoformat()}
+    if with_messages:
+        out["messages"] = [message_public(m) for m in c.messages]
+    return out
+
+
+class DialogueEngine:
+    def __init__(self, *, sessions: sessionmaker, sentiment: SentimentService, intent: IntentService | None,
+                 knowledge: Callable[[], KnowledgeIndex], generator: Generator | None,
+                 policy: EscalationPolicy | None = None, config: DialogueConfig | None = None):
+        self.sessions = sessions
+        self.sentiment = sentiment
+        self.intent = intent
+        self.knowledge = knowledge
+        self.generator = generator
+        self.policy = policy or EscalationPolicy()
+        self.config = config or DialogueConfig()
+
+    # -- conversations ---------------------------------------------------------------
+
+    def create_conversation(self, *, channel: str | None = None, customer_ref: str | None = None,
+                            metadata: dict | None = None, history: list[tuple[str, str]] = ()) -> str:
+        """A new open conversation. `history`: earlier (role, text) turns a client already
+        had ('user'/'customer', 'assistant'/'bot'), stored as they are."""
+        roles = {"user": "customer", "assistant": "bot", "customer": "customer", "bot": "bot"}
+        with self.sessions.begin() as session:
+            conversation = repo.create_conversation(session, channel=channel, customer_ref=customer_ref,
+                                                    meta=metadata)
+            for role, text in history:
+                repo.add_message(session, conversation_id=conversation.id, role=roles[role],
+                                 text=check_message(text, max_chars=self.config.max_text_chars))
+            return conversation.id
+
+    def _load(self, session: Session, conversation_id: str) -> Conversation:
+        conversation = repo.get_conversation(session, conversation_id=conversation_id)
+        if conversation is None:
+            raise NotFoundError(f"no conversation {conversation_id!r}")
+        return conversation
+
+    def agent_message(self, conversation_id: str, text: str, *, agent: str) -> dict:
+        """A human agent's reply. An agent writing into an open conversation takes it over."""
+        text = check_message(text, max_chars=self.config.max_text_chars)
+        if not agent or not agent.strip():
+            raise InputError("agent is empty: give the agent's name")
+        with self.sessions.begin() as session:
+            conversation = self._load(session, conversation_id)
+            if conversation.status == "closed":
+                raise InputError(f"conversation {conversation_id} is closed")
+            if conversation.status == "open":
+                repo.set_status(session, conversation_id=conversation_id, status="escalated",
+                                escalation_reason="agent_takeover")
+            m = repo.add_message(session, conversation_id=conversation_id, role="agent", text=text,
+                                 agent=agent.strip())
+            return message_public(m)
+
+    def release(self, conversation_id: str) -> dict:
+        """Hand the conversation back to the bot."""
+        with self.sessions.begin() as session:
+            conversation = self._load(session, conversation_id)
+            if conversation.status == "closed":
+                raise InputError(f"conversation {conversation_id} is closed")
+            repo.set_status(session, conversation_id=conversation_id, status="open")
+            conversation.meta = {**(conversation.meta or {}), STREAK_KEY: 0}
+            return conversation_public(conversation, with_messages=False)
+
+    # -- a customer turn -------------------------------------------------------------
+
+    def turn(self, conversation_id: str, text: str, params: GenerationParams | None = None) -> TurnResult:
+        result = None
+        for event in self.stream_turn(conversation_id, text, params):
+            if isinstance(event, TurnResult):
+                result = event
+        assert result is not None  # stream_turn always ends with its result
+        return result
+
+    def stream_turn(self, conversation_id: str, text: str,
+                    params: GenerationParams | None = None) -> Iterator[str | TurnResult]:
+        """Yields the reply as text pieces, then the TurnResult (after storage)."""
+        started = time.perf_counter()
+        text = check_message(text, max_chars=self.config.max_text_chars)
+        params = params or self.config.params
+        s = self.sentiment.classify([text])[0]
+        intent = self.intent.classify([text])[0] if self.intent is not None else None
+        language = s.language if s.language in prompting.TEXTS else "en"
+        sentiment = {"label": s.label, "score": s.score}
+
+        # 1. store the customer's turn; decide on escalation from what was said
+        with self.sessions.begin() as session:
+            conversation = self._load(session, conversation_id)
+            if conversation.status == "closed":
+                raise InputError(f"conversation {conversation_id} is closed: start a new one")
+            history = [(m.role, m.text, m.language, m.sentiment_label, m.sentiment_score)
+                       for m in conversation.messages]
+            customer = repo.add_message(
+                session, conversation_id=conversation_id, role="customer", text=text, language=s.language,
+                sentiment_label=s.label, sentiment_score=s.score, sentiment_scores=s.scores,
+                intent_label=intent.label if intent else None, intent_score=intent.score if intent else None)
+            base = dict(conversation_id=conversation_id, message_id=customer.id, language=s.language,
+                        sentiment=sentiment, intent=intent.public() if intent else None)
+            held = conversation.status == "escalated"
+            held_reason = conversation.escalation_reason
+            reason = handoff = None
+            if not held:
+                turns = [TurnSignals(t, lang or "en", label, score)
+                         for role, t, lang, label, score in history if role == "customer"][-3:]
+                turns.append(TurnSignals(text, s.language, s.label, s.score))
+                reason = self.policy.decide(turns)
+                if reason is not None:
+                    handoff = self._handoff(session, conversation, reason, language, started)
+            streak = int((conversation.meta or {}).get(STREAK_KEY, 0))
+        # (nothing is yielded inside a transaction: a consumer that stops early loses nothing)
+        if held:  # a human holds it: the bot stays silent
+            yield TurnResult(**base, reply=None, escalate=True, escalation_reason=held_reason, status="escalated")
+            return
+        if handoff is not None:
+            yield handoff.text
+            yield TurnResult(**base, reply=handoff, escalate=True, escalation_reason=reason, status="escalated",
+                             latency_ms=_ms(started))
+            return
+
+        # 2. answer: small talk, an article, or an honest "can't help"
+        upset = s.label == "negative"
+        hits: list[Hit] = []
+        small = prompting.small_talk(text)
+        model_version = "supportbot-rules"
+        if small:
+            answer, sources = prompting.text(small, language), []
+            yield answer
+        else:
+            hits = [h for h in self.knowledge().search(text, language=language, k=3, intent=intent)
+                    if h.score >= self.config.answer_threshold]
+            if not hits:
+                streak += 1
+                if streak >= self.policy.no_answer_turns:
+                    with self.sessions.begin() as session:
+                        conversation = self._load(session, conversation_id)
+                        reply = self._handoff(session, conversation, "no_answer", language, started)
+                    yield reply.text
+                    yield TurnResult(**base, reply=reply, escalate=True, escalation_reason="no_answer",
+                                     status="escalated", latency_ms=_ms(started))
+                    return
+                answer, sources = prompting.text("no_answer", language), []
+                yield answer
+            else:
+                streak = 0
+                top = hits[0]
+                sources = [top.public()]
+                pieces: list[str] = []
+                if self.generator is not None and language in self.config.generate_languages:
+                    try:
+                        for piece in self._generate(history, text, top, language, upset, params):
+                            pieces.append(piece)
+                            yield piece
+                        model_version = self.generator.name
+                    except GenerationError as exc:
+                        log.warning("generation failed, answering from the article: %s", exc)
+                answer = "".join(pieces).strip()
+                if not answer:
+                    answer = prompting.retrieval_answer(top, language=language, upset=upset)
+                    model_version = "supportbot-retrieval"
+                    yield answer
+
+        # 3. store the reply
+        with self.sessions.begin() as session:
+            conversation = self._load(session, conversation_id)
+            conversation.meta = {**(conversation.meta or {}), STREAK_KEY: streak}
+            latency = _ms(started)
+            m = repo.add_message(session, conversation_id=conversation_id, role="bot", text=answer,
+                                 language=language, sources=sources, model_version=model_version,
+                                 latency_ms=latency)
+            status = conversation.status
+            reply = Reply(m.id, answer, sources)
+        yield TurnResult(**base, reply=reply, escalate=False, escalation_reason=None, status=status,
+                         model_version=model_version, latency_ms=latency)
+
+    def _handoff(self, session: Session, conversation: Conversation, reason: str, language: str,
+                 started: float) -> Reply:
+        repo.set_status(session, conversation_id=conversation.id, status="escalated", escalation_reason=reason)
+        conversation.meta = {**(conversation.meta or {}), STREAK_KEY: 0}
+        handoff = prompting.text("handoff", language)
+        m = repo.add_message(session, conversation_id=conversation.id, role="bot", text=handoff, language=language,
+                             model_version="supportbot-rules", latency_ms=_ms(started))
+        return Reply(m.id, handoff, [])
+
+    def _generate(self, history: list[tuple], text: str, hit: Hit, language: str, upset: bool,
+                  params: GenerationParams) -> Iterator[str]:
+        messages = [{"role": "system", "content": prompting.system_message([hit], language=language, upset=upset)}]
+        for role, content, *_ in history[-self.config.history_messages:]:
+            messages.append({"role": "user" if role == "customer" else "assistant", "content": content})
+        messages.append({"role": "user", "content": text})
+        budget = self.generator.context_tokens - params.max_tokens
+        messages = prompting.fit_context(messages, self.generator.count_tokens, budget)
+        yield from self.generator.stream(messages, params)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

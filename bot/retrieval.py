@@ -1,0 +1,230 @@
+"""Retrieval from the knowledge base: a hybrid of embeddings and BM25.
+
+Scores are in 0..1 so one threshold decides "found an answer" across queries:
+
+    score = w * cosine(query, article)  +  (1 - w) * lexical
+    lexical = 0.5 * coverage + 0.5 * bm25 / max_bm25
+
+`coverage` is the idf-weighted share of the query's terms that occur in the article
+(absolute: a query about the weather covers nothing), `bm25 / max_bm25` ranks among the
+candidates (Okapi BM25, k1=1.2, b=0.75). The embedding weight `w` is per language: the
+packaged MiniLM encoder is English-only, so Chinese queries rank by the lexical part
+alone, over character unigrams and bigrams (no word segmenter needed).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from bot.knowledge import Article, Embedder
+from bot.language import detect_language
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+STOPWORDS_EN = frozenset(
+    "a an the and or but if of to in on at for from by with about as is are was were be been being do does did "
+    "i me my we our you your he she it its they them their this that these those there here what which who whom "
+    "how when where why can could would should will shall may might must have has had not no so than too very "
+    "just please hi hello hey thanks thank any some get got im i'm it's dont don't".split()
+)
+STOPCHARS_ZH = frozenset("的了吗呢吧啊呀是我你他她它们在有和就都也还要请问这那个么什怎")
+EMBEDDING_WEIGHT = {"en": 0.9}  # other languages: 0.0 (the packaged encoder is English-only)
+INTENT_BOOST = 0.15  # added (times the intent's confidence) to articles tagged with the turn's intent
+
+# Customers and articles name the same things differently: stems mapped to one term.
+_SAME_EN = {
+    "ship": ("shipp", "shipment", "deliver", "delivery", "deliveri", "courier", "dispatch"),
+    "package": ("packag", "parcel", "box"),
+    "return": ("send back", "sent back", "give back"),
+    "invoice": ("receipt", "bill", "vat"),
+    "cancel": ("cancell",),
+    "pay": ("paid", "payment", "charg", "charge"),
+    "member": ("membership", "subscription", "subscrib"),
+    "coupon": ("voucher", "promo", "discount"),
+    "damag": ("broken", "broke", "crack", "defect", "faulty", "smash"),
+    "password": ("pwd", "passcode"),
+}
+_CANON = {v: k for k, vs in _SAME_EN.items() for v in vs if " " not in v}
+_PHRASES = [(re.compile(rf"\b{re.escape(v)}\b"), k) for k, vs in _SAME_EN.items() for v in vs if " " in v]
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """Index terms: stemmed English words without stopwords, synonyms folded; Chinese
+    character bigrams (single characters carry too little meaning to match on)."""
+    text = text.lower()
+    for pattern, canon in _PHRASES:
+        text = pattern.sub(canon, text)
+    out = [_CANON.get(t, t) for t in (_stem(w) for w in _WORD.findall(text) if w not in STOPWORDS_EN)]
+    for run in _CJK.findall(text):
+        if len(run) == 1:
+            out.append(run)
+        out.extend(run[i : i + 2] for i in range(len(run) - 1) if not set(run[i : i + 2]) <= STOPCHARS_ZH)
+    return out
+
+
+@dataclass
+class Hit:
+    id: str
+    title: str
+    body: str
+    language: str
+    score: float
+
+    def public(self) -> dict:
+        return {"id": self.id, "title": self.title, "score": round(self.score, 4)}
+
+
+class MiniLMEmbedder:
+    """Sentence embeddings: mean-pooled, L2-normalised hidden states of an encoder."""
+
+    def __init__(self, name: str, tokenizer, model, max_length: int = 256):
+        self.name, self.tokenizer, self.model, self.max_length = name, tokenizer, model, max_length
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, ref: str, cache_dir: Path) -> "MiniLMEmbedder":
+        from transformers import AutoModel, AutoTokenizer
+
+        from bot.classifier import quiet_transformers
+        from bot.errors import ModelLoadError
+        from bot.model_refs import resolve
+
+        resolved = resolve(ref, cache_dir)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(resolved.path, local_files_only=resolved.local)
+            with quiet_transformers():
+                model = AutoModel.from_pretrained(resolved.path, local_files_only=resolved.local)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load embedding model {ref!r}: {exc}") from exc
+        return cls(ref, tokenizer, model.eval())
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        import torch
+
+        out = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                enc = self.tokenizer(texts[start : start + batch_size], padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt")
+                hidden = self.model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out.append(torch.nn.functional.normalize(pooled, dim=-1).float().numpy())
+        if not out:
+            return np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+
+class KnowledgeIndex:
+    """An in-memory index over the articles; rebuilt when the knowledge base changes."""
+
+    k1, b = 1.2, 0.75
+
+    def __init__(self, articles: Sequence[Article], vectors: np.ndarray | None, embedder: Embedder | None):
+        self.articles = list(articles)
+        self.embedder = embedder
+        self.vectors = vectors  # (n, d) normalised, or None: lexical only
+        self._docs = [Counter(terms(a.text)) for a in self.articles]
+        self._lengths = np.array([sum(d.values()) for d in self._docs], dtype=np.float32)
+        self._avg_len = float(self._lengths.mean()) if len(self._docs) else 1.0
+        df: Counter[str] = Counter()
+        for d in self._docs:
+            df.update(d.keys())
+        n = len(self._docs)
+        self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        # term -> (doc indices, term frequencies): BM25 touches only documents with the term.
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        rows: dict[str, tuple[list[int], list[int]]] = {}
+        for i, d in enumerate(self._docs):
+            for t, tf in d.items():
+                r = rows.setdefault(t, ([], []))
+                r[0].append(i)
+                r[1].append(tf)
+        for t, (idx, tf) in rows.items():
+            self._postings[t] = (np.array(idx), np.array(tf, dtype=np.float32))
+        self._language = np.array([a.language for a in self.articles])
+        self._tagged: dict[str, np.ndarray] = {}
+        for i, a in enumerate(self.articles):
+            for tag in a.tags:
+                self._tagged.setdefault(tag, np.zeros(len(self.articles), dtype=np.float32))[i] = 1.0
+
+    def __len__(self) -> int:
+        return len(self.articles)
+
+    def _lexical(self, query_terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.articles)
+        bm25 = np.zeros(n, dtype=np.float32)
+        covered = np.zeros(n, dtype=np.float32)
+        unique = set(query_terms)
+        # A term unseen in the knowledge base still counts against coverage, at the idf
+        # of a term that occurs in no document.
+        unseen_idf = math.log(1 + (n + 0.5) / 0.5) if n else 1.0
+        total = sum(self._idf.get(t, unseen_idf) for t in unique) or 1.0
+        for t in unique:
+            posting = self._postings.get(t)
+            if posting is None:
+                continue
+            idx, tf = posting
+            idf = self._idf[t]
+            norm = tf + self.k1 * (1 - self.b + self.b * self._lengths[idx] / self._avg_len)
+            bm25[idx] += idf * tf * (self.k1 + 1) / norm
+            covered[idx] += idf
+        return bm25, covered / total
+
+    def search(self, query: str, *, language: str | None = None, k: int = 3, intent=None) -> list[Hit]:
+        """The k best articles for the query, best first. With a language, articles in
+        that language are preferred; the others are searched only if it has none.
+        `intent` (label, score) boosts the articles tagged with it."""
+        if not self.articles or not query.strip():
+            return []
+        language = language or detect_language(query)
+        mask = self._language == language
+        if not mask.any():
+            mask = np.ones(len(self.articles), dtype=bool)
+        bm25, coverage = self._lexical(terms(query))
+        top = float(bm25[mask].max()) if mask.any() else 0.0
+        lexical = 0.5 * coverage + 0.5 * (bm25 / top if top > 0 else 0.0)
+        w = EMBEDDING_WEIGHT.get(language, 0.0) if self.vectors is not None and self.embedder is not None else 0.0
+        score = lexical * (1 - w)
+        if w > 0:
+            q = self.embedder.embed([query])[0]
+            score = score + w * np.clip(self.vectors @ q, 0.0, 1.0)
+        if intent is not None and intent.label in self._tagged:
+            score = score + INTENT_BOOST * float(intent.score) * self._tagged[intent.label]
+        score = np.minimum(np.where(mask, score, -1.0), 1.0)
+        order = np.argsort(-score, kind="stable")[:k]
+        return [Hit(a.id, a.title, a.body, a.language, float(score[i]))
+                for i in order if score[i] >= 0 for a in [self.articles[i]]]
+
+
+def build_index(session, embedder: Embedder | None) -> KnowledgeIndex:
+    """The index over every stored article. Missing embeddings (imported without an
+    embedder) are computed here."""
+    from storage.repositories.kb_articles import list_kb_articles
+
+    rows = list_kb_articles(session)
+    articles = [Article(r.id, r.title, r.body, r.language, list(r.tags or [])) for r in rows]
+    vectors = None
+    if embedder is not None and rows:
+        missing = [i for i, r in enumerate(rows) if not r.embedding]
+        fresh = dict(zip(missing, embedder.embed([articles[i].text for i in missing]))) if missing else {}
+        vecs = [np.frombuffer(r.embedding, dtype=np.float32) if r.embedding else fresh[i]
+                for i, r in enumerate(rows)]
+        dims = {v.shape[0] for v in vecs}
+        vectors = np.stack(vecs) if len(dims) == 1 else None  # mixed encoders: re-import to fix
+    return KnowledgeIndex(articles, vectors, embedder)
