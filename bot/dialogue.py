@@ -240,6 +240,7 @@ class DialogueEngine:
                 top = hits[0]
                 sources = [top.public()]
                 pieces: list[str] = []
+                failed = False
                 if self.generator is not None and language in self.config.generate_languages:
                     try:
                         for piece in self._generate(history, text, top, language, upset, params):
@@ -248,11 +249,15 @@ class DialogueEngine:
                         model_version = self.generator.name
                     except GenerationError as exc:
                         log.warning("generation failed, answering from the article: %s", exc)
+                        failed = True
                 answer = "".join(pieces).strip()
-                if not answer:
-                    answer = prompting.retrieval_answer(top, language=language, upset=upset)
+                if failed or not answer:
+                    # What was already streamed stays (the client saw it); the article follows.
+                    fallback = prompting.retrieval_answer(top, language=language, upset=upset)
+                    fallback = ("\n\n" if answer else "") + fallback
+                    answer = (answer + fallback).strip()
                     model_version = "supportbot-retrieval"
-                    yield answer
+                    yield fallback
 
         # 3. store the reply
         with self.sessions.begin() as session:
