@@ -24,7 +24,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         home=getattr(args, "home", None), database_url=getattr(args, "database_url", None),
         host=getattr(args, "host", None), port=getattr(args, "port", None),
         sentiment_model=getattr(args, "sentiment_model", None), sentiment_model_zh=getattr(args, "sentiment_model_zh", None),
-        threads=getattr(args, "threads", None),
+        threads=getattr(args, "threads", None), chat_model=getattr(args, "chat_model", None),
     )
 
 
@@ -37,6 +37,7 @@ def _models(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sentiment-model", help="model reference (SUPPORTBOT_SENTIMENT_MODEL)")
     p.add_argument("--sentiment-model-zh", help="model for Chinese texts; 'none' to use one model for all")
     p.add_argument("--threads", type=int, help="torch CPU threads (SUPPORTBOT_THREADS)")
+    p.add_argument("--chat-model", help="chat model reference (SUPPORTBOT_CHAT_MODEL)")
 
 
 # ---- serve ---------------------------------------------------------------------------
@@ -111,11 +112,26 @@ def cmd_sentiment(args) -> int:
 
 # ---- finetune / eval -----------------------------------------------------------------
 def cmd_finetune(args) -> int:
-    if args.kind != "classifier":
-        raise SupportbotError(f"finetune {args.kind}: not available yet; use 'finetune classifier'")
-    from finetune import classifier
+    import importlib
 
-    classifier.main(args.rest)
+    importlib.import_module(f"finetune.{args.kind}").main(args.rest)  # classifier, chat or merge
+    return 0
+
+
+def cmd_eval_chat(args) -> int:
+    settings = _settings(args)
+    from bot.runtime import configure_torch, use_offline_hub_for_local_models
+    from finetune.perplexity import evaluate_chat
+
+    use_offline_hub_for_local_models(settings)
+    configure_torch(settings)
+    model = _model_path(args.model, "chat", settings) if args.model else settings.chat_model
+    report = evaluate_chat(model, args.data, settings.model_cache_dir, max_samples=args.max_samples or 0)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(f"model {model} on {args.data}: perplexity {report['perplexity']:.3f} (loss {report['eval_loss']:.4f}, "
+              f"{report['n']} conversations, {report['eval_tokens']} assistant tokens)")
     return 0
 
 
@@ -233,6 +249,75 @@ def cmd_models(args) -> int:
     return 0
 
 
+# ---- chat --------------------------------------------------------------------------------
+def cmd_chat(args) -> int:
+    """The customer's side of a conversation in the terminal: one line is one turn."""
+    settings = _settings(args)
+    from bot.dialogue import TurnResult
+    from bot.runtime import Runtime, use_offline_hub_for_local_models
+
+    use_offline_hub_for_local_models(settings)
+    runtime = Runtime.start(settings)
+    print("loading models...", file=sys.stderr)
+    runtime.load_models()
+    dialogue = runtime.dialogue
+    conversation_id = args.conversation or dialogue.create_conversation(channel="cli")
+    print(f"conversation {conversation_id} (empty line or Ctrl-D to quit)", file=sys.stderr)
+    lines = args.message or _read_turns()
+    for text in lines:
+        print("bot> ", end="", flush=True)
+        for event in dialogue.stream_turn(conversation_id, text):
+            if isinstance(event, TurnResult):
+                print()
+                if event.reply is None:
+                    print("     (a human colleague holds this conversation; the bot stays silent)")
+                sources = ", ".join(f"{s['title']} [{s['id']}]" for s in (event.reply.sources if event.reply else []))
+                status = f"escalated: {event.escalation_reason}" if event.escalate else event.status
+                print(f"     [sentiment {event.sentiment['label']} {event.sentiment['score']:.2f} | {status}"
+                      + (f" | sources: {sources}" if sources else "") + "]", flush=True)
+            else:
+                print(event, end="", flush=True)
+    runtime.close()
+    return 0
+
+
+def _read_turns():
+    while True:
+        try:
+            text = input("you> ") if sys.stdin.isatty() else sys.stdin.readline()
+        except EOFError:
+            return
+        if not text or not text.strip():
+            return
+        yield text.strip()
+
+
+# ---- knowledge base -------------------------------------------------------------------------
+def cmd_kb(args) -> int:
+    settings = _settings(args)
+    from bot.runtime import Runtime, use_offline_hub_for_local_models
+
+    use_offline_hub_for_local_models(settings)
+    runtime = Runtime.start(settings)
+    if args.action == "import":
+        from bot.knowledge import import_articles, read_article_files
+
+        if not args.files:
+            raise SupportbotError("kb import needs FILE... (.jsonl or .md, or directories of them)")
+        articles = read_article_files(args.files)  # every file is checked before anything is written
+        with runtime.sessions.begin() as session:
+            n = import_articles(session, articles, runtime.embedder)
+        print(f"imported {n} articles", file=sys.stderr)
+    else:
+        from storage.repositories.kb_articles import list_kb_articles
+
+        with runtime.sessions() as session:
+            for a in list_kb_articles(session, language=args.language):
+                print(f"{a.id}\t{a.language}\t{a.title}")
+    runtime.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="supportbot", description="Customer-service chat backend (see README.md).")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -245,6 +330,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ui", action="store_true", help="API only")
     s.set_defaults(func=cmd_serve)
 
+    s = sub.add_parser("chat", help="chat with the bot in the terminal (one line per turn)")
+    _common(s), _models(s)
+    s.add_argument("--conversation", help="continue this conversation id")
+    s.add_argument("-m", "--message", action="append", help="send this turn (repeatable) instead of reading stdin")
+    s.set_defaults(func=cmd_chat)
+
+    s = sub.add_parser("kb", help="knowledge base: import articles, list them")
+    _common(s)
+    s.add_argument("action", choices=["import", "list"])
+    s.add_argument("files", nargs="*", help="import: .jsonl / .md files or directories")
+    s.add_argument("--language", help="list: only this language")
+    s.set_defaults(func=cmd_kb)
+
     s = sub.add_parser("sentiment", help="classify texts")
     _common(s), _models(s)
     s.add_argument("texts", nargs="*", help="texts to classify")
@@ -254,18 +352,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sentiment)
 
     s = sub.add_parser("finetune", help="fine-tune a model (LoRA / QLoRA)", add_help=False)
-    s.add_argument("kind", choices=["classifier", "chat"])
+    s.add_argument("kind", choices=["classifier", "chat", "merge"])
     s.add_argument("rest", nargs=argparse.REMAINDER, help="recipe flags; see 'supportbot finetune classifier --help'")
     s.set_defaults(func=cmd_finetune)
 
-    s = sub.add_parser("eval", help="evaluate a model on a labelled file")
+    s = sub.add_parser("eval", help="evaluate a model on a labelled file (classifier) or chat JSONL (chat: perplexity)")
     _common(s), _models(s)
-    s.add_argument("kind", choices=["classifier"])
+    s.add_argument("kind", choices=["classifier", "chat"])
     s.add_argument("--task", default="sentiment")
-    s.add_argument("--data", required=True, help="CSV/TSV/JSONL with text,label")
+    s.add_argument("--data", required=True, help="CSV/TSV/JSONL with text,label; chat: chat JSONL")
     s.add_argument("--model", help="model version name, adapter directory or model reference; default: the served model")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_eval)
+    s.add_argument("--max-samples", type=int, help="chat: evaluate on a random subset of this many conversations")
+    s.set_defaults(func=lambda a: (cmd_eval_chat if a.kind == "chat" else cmd_eval)(a))
 
     s = sub.add_parser("db", help="database schema")
     _common(s)

@@ -57,8 +57,10 @@ _PHRASES = [(re.compile(rf"\b{re.escape(v)}\b"), k) for k, vs in _SAME_EN.items(
 
 
 def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+    if len(word) > 4 and word.endswith(("ses", "xes", "zes", "ches", "shes")):
+        return word[:-2]
+    for suffix in ("ing", "ed", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix) and not word.endswith("ss"):
             return word[: -len(suffix)]
     return word
 

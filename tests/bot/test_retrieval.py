@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from bot.intent import IntentResult
+from bot.knowledge import import_articles
+from bot.retrieval import KnowledgeIndex, build_index, terms
+from fixtures.dialogue import ARTICLES, make_runtime
+from fixtures.fakes import HashEmbedder
+
+
+def test_terms_stem_fold_synonyms_and_split_chinese_into_bigrams():
+    assert terms("The parcels were delivered!") == ["package", "ship"]
+    assert terms("Can I send back my shoes?") == ["return", "shoe"] == terms("return shoe")
+    assert terms("boxes") == terms("box") and terms("address") == ["address"]
+    assert terms("怎么退货") == ["么退", "退货"]  # a bigram of two function characters is dropped
+    assert terms("货") == ["货"]
+
+
+def index(embedder=None) -> KnowledgeIndex:
+    embedder = embedder or HashEmbedder()
+    return KnowledgeIndex(ARTICLES, embedder.embed([a.text for a in ARTICLES]), embedder)
+
+
+def test_finds_the_right_article_in_each_language():
+    idx = index()
+    assert idx.search("how long does standard shipping take", language="en")[0].id == "en-shipping"
+    assert idx.search("I forgot my password", language="en")[0].id == "en-password"
+    assert idx.search("我想退货", language="zh")[0].id == "zh-returns"
+    assert idx.search("电子发票在哪里下载", language="zh")[0].id == "zh-invoice"
+
+
+def test_the_customers_language_comes_first():
+    hits = index().search("退货", language="zh", k=5)
+    assert {h.language for h in hits} == {"zh"}
+    # a language with no articles searches them all
+    assert index().search("return", language="fr", k=1)[0].id == "en-returns"
+
+
+def test_scores_are_absolute_an_unrelated_question_scores_low():
+    idx = index()
+    good = idx.search("how do I return an item", language="en")[0].score
+    bad = idx.search("what is the capital of France", language="en")[0].score
+    assert 0 <= bad < 0.2 < good <= 1.0
+
+
+def test_intent_tags_boost_their_articles():
+    idx = index()
+    plain = {h.id: h.score for h in idx.search("when will it come", language="en", k=3)}
+    boosted = {h.id: h.score for h in idx.search("when will it come", language="en", k=3,
+                                                 intent=IntentResult("delivery_period", 1.0))}
+    assert boosted["en-shipping"] > plain.get("en-shipping", 0)
+    assert boosted["en-shipping"] == max(boosted.values())
+
+
+def test_lexical_only_without_embeddings():
+    idx = KnowledgeIndex(ARTICLES, None, None)
+    assert idx.search("standard shipping", language="en")[0].id == "en-shipping"
+
+
+def test_build_index_reads_stored_vectors_and_embeds_only_the_missing(tmp_path):
+    rt = make_runtime(tmp_path)
+    try:
+        embedder = HashEmbedder()
+        with rt.sessions.begin() as s:
+            from dataclasses import replace
+
+            # edited articles re-imported without an embedder lose their stale vectors
+            import_articles(s, [replace(a, body=a.body + " Updated.") for a in ARTICLES[:2]], None)
+        with rt.sessions() as s:
+            idx = build_index(s, embedder)
+        assert embedder.calls == 1 and idx.vectors.shape == (len(ARTICLES), embedder.dims)
+        assert idx.search("password link", language="en")[0].id == "en-password"
+    finally:
+        rt.close()
+
+
+def test_the_runtime_sees_newly_imported_articles(tmp_path, monkeypatch):
+    rt = make_runtime(tmp_path)
+    try:
+        assert len(rt.knowledge()) == len(ARTICLES)
+        from bot.knowledge import Article
+
+        with rt.sessions.begin() as s:
+            import_articles(s, [Article("en-gift", "Gift cards", "Gift cards never expire.", "en")], rt.embedder)
+        rt._index_checked = 0.0  # skip the 2-second re-check interval
+        assert rt.knowledge().search("do gift cards expire", language="en")[0].id == "en-gift"
+    finally:
+        rt.close()
