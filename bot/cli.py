@@ -233,13 +233,13 @@ def cmd_models(args) -> int:
     from bot.model_refs import PACKAGED, SHIPPED, resolve
 
     if args.action == "prepare":
-        for name in args.names or [settings.sentiment_model, settings.sentiment_model_zh]:
+        for name in args.names or [settings.sentiment_model, settings.sentiment_model_zh, settings.chat_model,
+                                   settings.embedding_model, settings.intent_model]:
             if name:
                 resolved = resolve(name, settings.model_cache_dir)
                 if resolved.adapter:
-                    from bot.classifier import read_adapter_meta
-
-                    resolve(read_adapter_meta(resolved.path)["base"], settings.model_cache_dir)
+                    meta = json.loads((Path(resolved.path) / "supportbot.json").read_text(encoding="utf-8"))
+                    resolve(meta["base"], settings.model_cache_dir)
                 print(f"ready: {name}", file=sys.stderr)
         return 0
     for name, spec in PACKAGED.items():

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     sentiment_model_zh: str | None = Field(
         "sentiment-zh", description="model for Chinese texts; empty: use sentiment_model for all"
     )
-    chat_model: str = "smollm2-135m"
+    chat_model: str = "chat-bitext"
     embedding_model: str = "minilm-l6"
     intent_model: str | None = Field("intent-bitext", description="intent of each customer turn; 'none': off")
 

@@ -58,6 +58,7 @@ SHIPPED: dict[str, str] = {
     "sentiment-en": "English sentiment, negative/neutral/positive, LoRA on minilm-l6",
     "sentiment-zh": "Chinese sentiment, negative/neutral/positive, LoRA on gemma3-270m",
     "intent-bitext": "customer-service intents (Bitext, 27), English, LoRA on minilm-l6",
+    "chat-bitext": "customer-service replies grounded in a KB article, English, LoRA on smollm2-135m",
 }
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")

@@ -15,7 +15,9 @@ import shutil
 from pathlib import Path
 
 FILES = ["adapter_config.json", "adapter_model.safetensors", "supportbot.json", "README.md",
-         "eval_report.json", "loss.png", "confusion.png", "train_log.jsonl"]
+         "eval_report.json", "loss.png", "confusion.png", "train_log.jsonl",
+         # chat adapters carry their tokenizer and chat template
+         "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
 
 
 def main() -> None:
@@ -31,7 +33,8 @@ def main() -> None:
         if (a.run / f).exists():
             shutil.copy2(a.run / f, dest / f)
     meta = json.loads((dest / "supportbot.json").read_text())
-    meta["data"] = [{**d, "path": Path(d["path"]).name} for d in meta["data"]]  # no local paths
+    if "data" in meta:
+        meta["data"] = [{**d, "path": Path(d["path"]).name} for d in meta["data"]]  # no local paths
     if a.fp16:
         import torch
         from safetensors.torch import load_file, save_file

@@ -159,7 +159,8 @@ def test_models_list(capsys, tmp_path):
     lines = capsys.readouterr().out.strip().splitlines()
     kinds = {line.split()[0]: line.split()[1] for line in lines}
     assert kinds == {"minilm-l6": "packaged", "smollm2-135m": "packaged", "gemma3-270m": "packaged",
-                     "sentiment-en": "shipped", "sentiment-zh": "shipped", "intent-bitext": "shipped"}
+                     "sentiment-en": "shipped", "sentiment-zh": "shipped", "intent-bitext": "shipped",
+                     "chat-bitext": "shipped"}
 
 
 def test_unknown_command_exits_2():
