@@ -177,6 +177,6 @@ def test_finetune_bad_flags_exit_2_with_one_line(capsys, tmp_path):
     assert "missing.csv: no such file" in line and "--bits must be 4 or 8" in line
 
 
-def test_finetune_chat_is_not_available_yet(capsys):
-    assert main(["finetune", "chat", "--train", "x.jsonl"]) == 2
-    assert "finetune classifier" in _one_line_error(capsys)
+def test_finetune_chat_with_a_missing_file_is_a_one_line_error(capsys, tmp_path):
+    assert main(["finetune", "chat", "--train", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "out")]) == 2
+    assert "x.jsonl" in _one_line_error(capsys)
