@@ -27,6 +27,8 @@ from pathlib import Path
 from bot.errors import InputError
 from finetune import data as datalib
 from finetune.args import parse_args
+from finetune.checkpoint import (keep_4bit_weights_trainable_on_cpu, load_checkpoint, load_trainable, recover_checkpoint,
+                                 rewrite_base_reference, save_checkpoint, save_trainable)
 
 log = logging.getLogger("supportbot.finetune")
 
@@ -117,7 +119,7 @@ class ClassifierArgs:
         if self.batch_size < 1 or self.grad_accum < 1:
             problems.append("--batch-size and --grad-accum must be >= 1")
         if self.resume:
-            _recover_checkpoint(Path(self.output) / "checkpoint")
+            recover_checkpoint(Path(self.output) / "checkpoint")
         if self.resume and not (Path(self.output) / "checkpoint" / "state.json").is_file():
             problems.append(f"--resume: no checkpoint in {self.output}/checkpoint")
         if problems:
@@ -150,20 +152,6 @@ def build_bnb_config(args: ClassifierArgs):
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                   bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=HEAD_MODULES)
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=HEAD_MODULES)
-
-
-def _keep_4bit_weights_trainable_on_cpu(model) -> None:
-    """On CPUs with AVX512-BF16, bitsandbytes repacks 4-bit weights for inference at the
-    first eval forward; the next training step then fails in matmul_4bit. Disable that."""
-    import torch
-
-    if torch.cuda.is_available():
-        return
-    import bitsandbytes as bnb
-
-    for module in model.modules():
-        if isinstance(module, bnb.nn.Linear4bit):
-            module.support_avx512bf16_for_cpu = False
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -244,7 +232,7 @@ def run(args: ClassifierArgs) -> dict:
 
         if args.bits:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-            _keep_4bit_weights_trainable_on_cpu(model)
+            keep_4bit_weights_trainable_on_cpu(model)
         if args.init_from:
             model = PeftModel.from_pretrained(model, args.init_from, is_trainable=True)
             lora_config = model.peft_config["default"]
@@ -276,7 +264,7 @@ def run(args: ClassifierArgs) -> dict:
     state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": None, "best_step": None,
              "bad_evals": 0, "history": [], "elapsed_s": 0.0}
     if args.resume:
-        state = _load_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler)
+        state = load_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler)
         log.info("resuming at step %d (epoch %d, batch %d)", state["step"], state["epoch"], state["batch_in_epoch"])
 
     data_files = [{"path": str(s.path), "weight": s.weight, "sha256": datalib.sha256_file(s.path)}
@@ -334,7 +322,7 @@ def run(args: ClassifierArgs) -> dict:
                                f"loss {report['eval_loss']:.4f}", file=sys.stderr)
                     if state["best"] is None or score > state["best"]:
                         state.update(best=score, best_step=state["step"], bad_evals=0)
-                        _save_trainable(accelerator.unwrap_model(model), best_dir)
+                        save_trainable(accelerator.unwrap_model(model), best_dir)
                     else:
                         state["bad_evals"] += 1
                         if state["bad_evals"] >= args.patience:
@@ -346,7 +334,7 @@ def run(args: ClassifierArgs) -> dict:
                         state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
                     state["elapsed_s"] += time.monotonic() - t0
                     t0, seen = time.monotonic(), 0
-                    _save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state)
+                    save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state)
                 if stop or state["step"] >= total_steps:
                     stop = True
                     break
@@ -357,7 +345,7 @@ def run(args: ClassifierArgs) -> dict:
         # ---- evaluate (the best weights) -----------------------------------------------
         unwrapped = accelerator.unwrap_model(model)
         if best_dir.is_dir():
-            _load_trainable(unwrapped, best_dir)
+            load_trainable(unwrapped, best_dir)
         report = evaluate()
         report.update(best_step=state["best_step"], steps=state["step"], train_rows=len(train_rows),
                       eval_rows=len(eval_rows), train_seconds=round(state["elapsed_s"], 1))
@@ -376,7 +364,7 @@ def run(args: ClassifierArgs) -> dict:
         }
         if lora_config is not None:
             unwrapped.save_pretrained(out)
-            _rewrite_base_reference(out, args.base)
+            rewrite_base_reference(out, args.base)
         else:
             unwrapped.save_pretrained(out)
             tokenizer.save_pretrained(out)
@@ -394,76 +382,6 @@ def run(args: ClassifierArgs) -> dict:
         recorder.finish(metrics=meta["metrics"], version=version, base=args.base, path=str(out.resolve()))
         print(f"saved {out} | accuracy {report['accuracy']:.4f} | macro-F1 {report['macro_f1']:.4f}", file=sys.stderr)
         return report
-
-
-def _trainable_state(model) -> dict:
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _save_trainable(model, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / "trainable.safetensors.tmp"
-    save_file(_trainable_state(model), str(tmp))
-    tmp.replace(path / "trainable.safetensors")
-
-
-def _load_trainable(model, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    weights = load_file(str(path / "trainable.safetensors"))
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and n not in weights]
-    if missing:
-        raise InputError(f"{path}: checkpoint does not match the model (missing {missing[:3]}...)")
-    params = dict(model.named_parameters())
-    with __import__("torch").no_grad():
-        for n, w in weights.items():
-            params[n].copy_(w.to(params[n].device))
-
-
-def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict) -> None:
-    """Trainable weights + optimizer + scheduler + loop state, written atomically."""
-    import torch
-
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    _save_trainable(model, tmp)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps(state))
-    old = path.with_name(path.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _recover_checkpoint(path: Path) -> None:
-    """A kill between the two renames of _save_checkpoint leaves only checkpoint.old."""
-    old = path.with_name(path.name + ".old")
-    if not (path / "state.json").is_file() and (old / "state.json").is_file():
-        old.rename(path)
-
-
-def _load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
-    import torch
-
-    _load_trainable(model, path)
-    opt = torch.load(path / "optimizer.pt", weights_only=False)
-    optimizer.load_state_dict(opt["optimizer"])
-    scheduler.load_state_dict(opt["scheduler"])
-    torch.set_rng_state(opt["rng"])
-    return json.loads((path / "state.json").read_text())
-
-
-def _rewrite_base_reference(out: Path, base_ref: str) -> None:
-    """peft records the base's local path; keep the portable reference instead."""
-    cfg_path = out / "adapter_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["base_model_name_or_path"] = base_ref
-    cfg_path.write_text(json.dumps(cfg, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import httpx
 import pytest
-import uvicorn
 
 from bot.api.app import create_app
 from bot.config import settings_with
 from bot.runtime import Runtime
 from bot.sentiment import SentimentService
 from fixtures.fakes import KeywordClassifier
+from fixtures.server import serve
 
 
 @pytest.fixture()
 def live_server(tmp_path):
     runtime = Runtime.start(settings_with(home=tmp_path), sentiment=SentimentService(KeywordClassifier("kw-en")))
-    app = create_app(runtime, ui=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(runtime, ui=True)) as url:
+        yield url
     runtime.close()
 
 
