@@ -39,6 +39,11 @@ MODEL_VERSION_STATUSES = ("candidate", "active", "retired", "rejected")
 FINETUNE_KINDS = ("classifier", "chat")
 FINETUNE_STATUSES = ("running", "succeeded", "failed", "killed")
 API_KEY_SCOPES = ("normal", "admin")
+# A model version serves one route of its task: "default", or a language ("zh") that
+# the task routes to its own model (sentiment: Chinese texts go to the Chinese model).
+DEFAULT_ROUTE = "default"
+EXPORT_KINDS = ("sentiment", "intent", "chat")
+RETRAIN_STATUSES = ("running", "promoted", "rejected", "skipped", "failed", "killed")
 
 
 def check_choice(value: str, allowed: tuple[str, ...], what: str) -> None:
@@ -140,7 +145,10 @@ class Message(Base):
         sa.ForeignKey("conversations.id", ondelete="CASCADE")
     )
     role: Mapped[str] = mapped_column(sa.String(16))
-    text: Mapped[str] = mapped_column(sa.Text)
+    text: Mapped[str] = mapped_column(sa.Text)  # PII redacted (bot.redaction)
+    # The text before redaction, kept only when the operator opts in
+    # (SUPPORTBOT_PII_KEEP_ORIGINAL); NULL otherwise.
+    text_original: Mapped[str | None] = mapped_column(sa.Text)
     language: Mapped[str | None] = mapped_column(sa.String(16))
     sentiment_label: Mapped[str | None] = mapped_column(sa.String(64))
     sentiment_score: Mapped[float | None]
@@ -175,6 +183,9 @@ class Feedback(Base):
     comment: Mapped[str | None] = mapped_column(sa.Text)
     corrected_reply: Mapped[str | None] = mapped_column(sa.Text)
     corrected_sentiment: Mapped[str | None] = mapped_column(sa.String(64))
+    corrected_intent: Mapped[str | None] = mapped_column(sa.String(64))
+    # comment / corrected_reply before PII redaction, only when the operator opts in.
+    original: Mapped[dict[str, Any] | None]
     # sha256 of the whole payload: a replay of the same feedback is rejected.
     fingerprint: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -213,10 +224,11 @@ class ModelVersion(Base):
         sa.UniqueConstraint("task", "name"),
         sa.CheckConstraint(_one_of("task", TASKS), name="task"),
         sa.CheckConstraint(_one_of("status", MODEL_VERSION_STATUSES), name="status"),
-        # At most one active version per task, enforced by the database too.
+        # At most one active version per task and route, enforced by the database too.
         sa.Index(
-            "uq_model_versions_one_active_per_task",
+            "uq_model_versions_one_active_per_route",
             "task",
+            "route",
             unique=True,
             sqlite_where=sa.text("status = 'active'"),
             postgresql_where=sa.text("status = 'active'"),
@@ -226,6 +238,7 @@ class ModelVersion(Base):
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True, default=new_id)
     task: Mapped[str] = mapped_column(sa.String(16))  # indexed by uq (task, name)
     name: Mapped[str] = mapped_column(sa.String(255))
+    route: Mapped[str] = mapped_column(sa.String(16), default=DEFAULT_ROUTE, server_default=DEFAULT_ROUTE)
     base_model: Mapped[str | None] = mapped_column(sa.String(255))
     path: Mapped[str | None] = mapped_column(sa.Text)
     status: Mapped[str] = mapped_column(sa.String(16), default="candidate", index=True)
@@ -297,3 +310,49 @@ class Prediction(Base):
     language: Mapped[str | None] = mapped_column(sa.String(16))
     text_chars: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Export(Base):
+    """A training set written from storage (`supportbot db export`, `supportbot retrain`).
+
+    Records what went out: the file, its row count and sha256, and which conversations
+    it holds, so erasing a conversation can rewrite every export that still exists.
+    `until` is the newest source row included: the next run exports what came after.
+    """
+
+    __tablename__ = "exports"
+    __table_args__ = (sa.CheckConstraint(_one_of("what", EXPORT_KINDS), name="what"),)
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True, default=new_id)
+    what: Mapped[str] = mapped_column(sa.String(16), index=True)
+    route: Mapped[str] = mapped_column(sa.String(16), default=DEFAULT_ROUTE)
+    path: Mapped[str] = mapped_column(sa.Text)
+    rows: Mapped[int]
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    conversation_ids: Mapped[list[Any]] = mapped_column(default=list)
+    since: Mapped[datetime | None]
+    until: Mapped[datetime | None]
+    retrain_run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RetrainRun(Base):
+    """One task's turn in the periodic job: what was exported, trained, measured, decided."""
+
+    __tablename__ = "retrain_runs"
+    __table_args__ = (
+        sa.CheckConstraint(_one_of("task", TASKS), name="task"),
+        sa.CheckConstraint(_one_of("status", RETRAIN_STATUSES), name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True, default=new_id)
+    task: Mapped[str] = mapped_column(sa.String(16), index=True)
+    route: Mapped[str] = mapped_column(sa.String(16), default=DEFAULT_ROUTE)
+    status: Mapped[str] = mapped_column(sa.String(16), default="running", index=True)
+    reason: Mapped[str | None] = mapped_column(sa.Text)  # why promoted / rejected / skipped
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # data sizes, metrics, times
+    active_version_id: Mapped[str | None] = mapped_column(sa.String(64))
+    candidate_version_id: Mapped[str | None] = mapped_column(sa.String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None]

@@ -37,8 +37,10 @@ def fingerprint(
     comment: str | None,
     corrected_reply: str | None,
     corrected_sentiment: str | None,
+    corrected_intent: str | None = None,
 ) -> str:
-    """sha256 hex of the canonical JSON of a feedback payload."""
+    """sha256 hex of the canonical JSON of a feedback payload (fields added later enter
+    only when set, so earlier fingerprints stay valid)."""
     payload = {
         "message_id": message_id,
         "rating": rating,
@@ -46,6 +48,8 @@ def fingerprint(
         "corrected_reply": corrected_reply,
         "corrected_sentiment": corrected_sentiment,
     }
+    if corrected_intent is not None:
+        payload["corrected_intent"] = corrected_intent
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -67,8 +71,11 @@ def add_feedback(
     comment: str | None = None,
     corrected_reply: str | None = None,
     corrected_sentiment: str | None = None,
+    corrected_intent: str | None = None,
+    original: dict | None = None,
 ) -> Feedback | None:
-    """Record feedback on a message.
+    """Record feedback on a message. `original`: the comment / corrected reply before PII
+    redaction, stored only when the operator opted in (not part of the fingerprint).
 
     Returns the new row, or None if the message does not exist.
     Raises DuplicateFeedback if exactly this feedback was recorded before.
@@ -83,12 +90,13 @@ def add_feedback(
         "comment": comment,
         "corrected_reply": corrected_reply,
         "corrected_sentiment": corrected_sentiment,
+        "corrected_intent": corrected_intent,
     }
     digest = fingerprint(**values)
     session.flush()  # the message must be in the database before the Core insert
     inserted_id = session.scalar(
         _insert_ignoring_duplicates(session)
-        .values(id=new_id(), fingerprint=digest, created_at=utcnow(), **values)
+        .values(id=new_id(), fingerprint=digest, created_at=utcnow(), original=original, **values)
         .returning(Feedback.id)
     )
     if inserted_id is None:

@@ -1,9 +1,11 @@
 """Model versions per task: candidates from fine-tuning, the active one, retired ones.
 
-At most one version per task is 'active' (a partial unique index backs this up).
-`activate_model_version` promotes a version and retires the previously active one in
-the same transaction; `rollback_model_version` re-activates the version that was
-active before the current one.
+A version serves one *route* of its task: "default", or a language the task routes to
+its own model (sentiment: "zh"). At most one version per task and route is 'active' (a
+partial unique index backs this up). `activate_model_version` promotes a version and
+retires the previously active one of its route in the same transaction;
+`rollback_model_version` re-activates the version that was active before the current
+one.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot.errors import InputError
-from storage.models import check_choice, MODEL_VERSION_STATUSES, TASKS, ModelVersion, utcnow
+from storage.models import check_choice, DEFAULT_ROUTE, MODEL_VERSION_STATUSES, TASKS, ModelVersion, utcnow
 
 
 class DuplicateModelVersion(InputError):
@@ -31,6 +33,7 @@ def create_model_version(
     metrics: dict[str, Any] | None = None,
     finetune_run_id: str | None = None,
     status: str = "candidate",
+    route: str = DEFAULT_ROUTE,
 ) -> ModelVersion:
     """Register a version (a 'candidate' unless told otherwise; use
     activate_model_version to make one active). Raises DuplicateModelVersion if the
@@ -48,6 +51,7 @@ def create_model_version(
     version = ModelVersion(
         task=task,
         name=name,
+        route=route,
         path=path,
         base_model=base_model,
         metrics=dict(metrics or {}),
@@ -82,22 +86,30 @@ def list_model_versions(
     return list(session.scalars(query))
 
 
-def get_active_model_version(session: Session, *, task: str) -> ModelVersion | None:
+def get_active_model_version(session: Session, *, task: str, route: str = DEFAULT_ROUTE) -> ModelVersion | None:
     return session.scalar(
-        sa.select(ModelVersion).where(ModelVersion.task == task, ModelVersion.status == "active")
+        sa.select(ModelVersion).where(
+            ModelVersion.task == task, ModelVersion.route == route, ModelVersion.status == "active"
+        )
     )
 
 
+def active_model_versions(session: Session) -> dict[tuple[str, str], ModelVersion]:
+    """The active version of every (task, route) that has one."""
+    rows = session.scalars(sa.select(ModelVersion).where(ModelVersion.status == "active"))
+    return {(v.task, v.route): v for v in rows}
+
+
 def activate_model_version(session: Session, *, version_id: str) -> ModelVersion | None:
-    """Make a version the active one of its task; the previously active version of that
-    task becomes 'retired' in the same transaction. Activating the active version
+    """Make a version the active one of its task and route; the previously active version
+    there becomes 'retired' in the same transaction. Activating the active version
     changes nothing. None if there is no such version."""
     version = session.get(ModelVersion, version_id)
     if version is None:
         return None
     if version.status == "active":
         return version
-    previous = get_active_model_version(session, task=version.task)
+    previous = get_active_model_version(session, task=version.task, route=version.route)
     if previous is not None:
         previous.status = "retired"
         session.flush()  # before the new one turns active: one active per task
@@ -107,7 +119,7 @@ def activate_model_version(session: Session, *, version_id: str) -> ModelVersion
     return version
 
 
-def rollback_model_version(session: Session, *, task: str) -> ModelVersion | None:
+def rollback_model_version(session: Session, *, task: str, route: str = DEFAULT_ROUTE) -> ModelVersion | None:
     """Re-activate the version that was active before the current one (the retired
     version activated most recently). None, changing nothing, if there is none."""
     check_choice(task, TASKS, "task")
@@ -115,6 +127,7 @@ def rollback_model_version(session: Session, *, task: str) -> ModelVersion | Non
         sa.select(ModelVersion)
         .where(
             ModelVersion.task == task,
+            ModelVersion.route == route,
             ModelVersion.status == "retired",
             ModelVersion.activated_at.is_not(None),
         )
