@@ -7,6 +7,7 @@ progress on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -201,7 +202,62 @@ def cmd_db(args) -> int:
     if args.action == "upgrade":
         upgrade(url)
         print(f"database at revision {current_revision(url)}")
+        return 0
+    # export
+    if not args.what or not args.out:
+        raise SupportbotError("db export needs --what sentiment|intent|chat and --out FILE")
+    from datetime import datetime, timedelta, UTC
+
+    from bot.runtime import Runtime
+    from finetune.retrain import ROUTE_LANGUAGES
+    from storage.export import export_training_set
+
+    since = datetime.now(UTC) - timedelta(days=args.since_days) if args.since_days else None
+    runtime = Runtime.start(settings)
+    with runtime.sessions.begin() as session:
+        record = export_training_set(session, what=args.what, path=args.out, since=since, route=args.route,
+                                     route_languages=ROUTE_LANGUAGES,
+                                     confirmed_min_score=settings.retrain_confirmed_min_score)
+        print(f"exported {record.rows} rows to {record.path} (sha256 {record.sha256[:16]}…, export {record.id})",
+              file=sys.stderr)
     return 0
+
+
+def cmd_conversations(args) -> int:
+    """Erase one customer's conversation, or everything idle for more than N days."""
+    settings = _settings(args)
+    from datetime import datetime, timedelta, UTC
+
+    from bot.runtime import Runtime
+    from storage import erasure
+
+    runtime = Runtime.start(settings)
+    with runtime.sessions.begin() as session:
+        if args.action == "erase":
+            if not args.id:
+                raise SupportbotError("conversations erase needs the conversation ID")
+            if not erasure.erase_conversation(session, conversation_id=args.id):
+                raise SupportbotError(f"no conversation {args.id!r}")
+            print(f"erased conversation {args.id} (messages, feedback, rows in exports)", file=sys.stderr)
+        else:
+            if args.older_than is None:
+                raise SupportbotError("conversations purge needs --older-than DAYS")
+            n = erasure.purge(session, older_than=datetime.now(UTC) - timedelta(days=args.older_than))
+            print(f"erased {n} conversations idle for more than {args.older_than:g} days", file=sys.stderr)
+    return 0
+
+
+def cmd_retrain(args) -> int:
+    settings = _settings(args)
+    from bot.runtime import Runtime, use_offline_hub_for_local_models
+    from finetune.retrain import retrain
+
+    use_offline_hub_for_local_models(settings)
+    runtime = Runtime.start(settings)
+    outcomes = retrain(runtime, tasks=args.task, dry_run=args.dry_run, echo=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        print(json.dumps([o.__dict__ for o in outcomes], indent=2, ensure_ascii=False, default=str))
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
 def cmd_keys(args) -> int:
@@ -242,10 +298,71 @@ def cmd_models(args) -> int:
                     resolve(meta["base"], settings.model_cache_dir)
                 print(f"ready: {name}", file=sys.stderr)
         return 0
+    if args.action in ("activate", "rollback"):
+        return _models_change(args, settings)
     for name, spec in PACKAGED.items():
         print(f"{name:<16} packaged  {spec.description}")
     for name, desc in SHIPPED.items():
         print(f"{name:<16} shipped   {desc}")
+    _list_model_versions(settings)
+    return 0
+
+
+@contextlib.contextmanager
+def _version_session(settings: Settings):
+    """A session on the (migrated) database; its failures are one-line errors."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot.errors import DatabaseUnavailableError
+    from storage.db import make_engine, make_session_factory, upgrade
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    try:
+        upgrade(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    except OperationalError as exc:
+        raise DatabaseUnavailableError(f"database unavailable: {exc.orig}") from exc
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    except OperationalError as exc:
+        raise DatabaseUnavailableError(f"database unavailable: {exc.orig}") from exc
+    finally:
+        engine.dispose()
+
+
+def _list_model_versions(settings: Settings) -> None:
+    """The database's versions per task/route: '*' marks the one served."""
+    from bot import versions
+
+    with _version_session(settings) as session:
+        listing = versions.versions_public(session, settings)
+    for task, entry in listing.items():
+        for route, state in entry["routes"].items():
+            served = (f"active: {state['active']}" if state["active"]
+                      else f"no version active; serving the configured default: {state['configured_default'] or 'off'}")
+            print(f"\n{task}/{route}  ({served})")
+            for v in (v for v in entry["versions"] if v["route"] == route):
+                metric = versions.key_metric(v["metrics"])
+                shown = f"{metric[0]}={metric[1]:.4g}" if metric else "-"
+                mark = "*" if v["status"] == "active" else " "
+                print(f"  {mark} {v['status']:<9} {v['name']:<24} {shown:<18} {v['path'] or '-'}  [{v['id']}]")
+
+
+def _models_change(args, settings: Settings) -> int:
+    from bot import versions
+    from bot.errors import InputError
+
+    if len(args.names) != 1:
+        what = "VERSION (a name or id)" if args.action == "activate" else "TASK"
+        raise InputError(f"models {args.action} needs exactly one {what}; got {len(args.names)}")
+    with _version_session(settings) as session:
+        if args.action == "activate":
+            version = versions.activate(session, settings, args.names[0], task=args.task)
+        else:
+            version = versions.rollback(session, settings, args.names[0], route=args.route)
+        session.commit()
+        print(f"{version.task}/{version.route} now serves {version.name} ({version.path}) [{version.id}]")
     return 0
 
 
@@ -366,10 +483,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-samples", type=int, help="chat: evaluate on a random subset of this many conversations")
     s.set_defaults(func=lambda a: (cmd_eval_chat if a.kind == "chat" else cmd_eval)(a))
 
-    s = sub.add_parser("db", help="database schema")
+    s = sub.add_parser("db", help="database schema; training sets from storage")
     _common(s)
-    s.add_argument("action", choices=["upgrade"])
+    s.add_argument("action", choices=["upgrade", "export"])
+    s.add_argument("--what", choices=["sentiment", "intent", "chat"], help="export: which training set")
+    s.add_argument("--out", type=Path, help="export: output file (CSV text,label or chat JSONL)")
+    s.add_argument("--route", default="default", help="export: model route (sentiment: default or zh)")
+    s.add_argument("--since-days", type=float, help="export: only feedback from the last N days")
     s.set_defaults(func=cmd_db)
+
+    s = sub.add_parser("conversations", help="erase a conversation, or purge old ones (GDPR-style)")
+    _common(s)
+    s.add_argument("action", choices=["erase", "purge"])
+    s.add_argument("id", nargs="?", help="erase: the conversation id")
+    s.add_argument("--older-than", type=float, metavar="DAYS", help="purge: idle for more than DAYS")
+    s.set_defaults(func=cmd_conversations)
+
+    s = sub.add_parser("retrain", help="the periodic job: fine-tune on new feedback, promote if better")
+    _common(s), _models(s)
+    s.add_argument("--task", action="append", help="sentiment, sentiment/zh, intent or chat (repeatable; default all)")
+    s.add_argument("--dry-run", action="store_true", help="say what would be trained, change nothing")
+    s.add_argument("--json", action="store_true", help="print the outcomes as JSON")
+    s.set_defaults(func=cmd_retrain)
 
     s = sub.add_parser("keys", help="API keys")
     _common(s)
@@ -378,10 +513,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--admin", action="store_true", help="admin scope")
     s.set_defaults(func=cmd_keys)
 
-    s = sub.add_parser("models", help="packaged and shipped models")
-    _common(s)
-    s.add_argument("action", choices=["list", "prepare"])
-    s.add_argument("names", nargs="*", help="prepare: models to convert/cache (default: the configured ones)")
+    s = sub.add_parser("models", help="packaged and shipped models; the versions each task serves")
+    _common(s), _models(s)
+    s.add_argument("action", choices=["list", "prepare", "activate", "rollback"])
+    s.add_argument("names", nargs="*", help="prepare: models to convert/cache (default: the configured ones); "
+                                            "activate: VERSION (name or id); rollback: TASK")
+    s.add_argument("--task", choices=["sentiment", "intent", "chat"], help="activate: the task, when names clash")
+    s.add_argument("--route", default="default", help="rollback: the route, e.g. zh (default: default)")
     s.set_defaults(func=cmd_models)
     return p
 

@@ -52,6 +52,32 @@ class Settings(BaseSettings):
     answer_threshold: float = Field(0.35, ge=0, le=1, description="retrieval score needed to answer")
     demo_kb: bool = Field(True, description="import the demo knowledge base when the knowledge base is empty")
 
+    # Privacy: PII is redacted before anything is stored or exported (bot.redaction).
+    pii_redact: str = Field("all", description="kinds to redact: all, none, or a comma list of "
+                            "email,phone,card,cn_id,iban,address")
+    pii_keep_original: bool = Field(False, description="also store the text before redaction (opt-in)")
+
+    # The periodic job (`supportbot retrain`): per task, the original training data the new
+    # data is mixed with (FILE or FILE@WEIGHT, comma list) and the fixed benchmark sets.
+    retrain_dir: Path | None = Field(None, description="exports and candidates; default: <home>/retrain")
+    retrain_min_new: int = Field(20, ge=1, description="new rows a task needs before it is retrained")
+    retrain_holdout_fraction: float = Field(0.3, gt=0, lt=1, description="share of new rows kept to judge")
+    retrain_tolerance: float = Field(0.5, ge=0, description="benchmark points a candidate may lose")
+    retrain_confirmed_min_score: float | None = Field(
+        None, gt=0, le=1, description="also export confident predictions a 👍 confirmed (sentiment)")
+    retrain_sentiment_data: str | None = None
+    retrain_sentiment_benchmark: str | None = None
+    retrain_sentiment_zh_data: str | None = None
+    retrain_sentiment_zh_benchmark: str | None = None
+    retrain_intent_data: str | None = None
+    retrain_intent_benchmark: str | None = None
+    retrain_chat_data: str | None = None
+    retrain_chat_benchmark: str | None = None
+    retrain_max_steps: int = Field(0, ge=0, description="cap on fine-tune steps per run; 0: one epoch")
+    retrain_epochs: float = Field(1.0, gt=0)
+    retrain_learning_rate: float | None = Field(None, gt=0, description="default: the recipe's")
+    model_versions_poll_s: float = Field(2.0, gt=0, description="how often a server checks for a new active version")
+
     model_cache: Path | None = Field(None, description="converted packaged models; default: <home>/models")
     api_keys_file: Path | None = None
 
@@ -66,6 +92,14 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, v):
         return None if v in ("", "none", "None") else v
 
+    @field_validator("pii_redact")
+    @classmethod
+    def _known_pii_kinds(cls, v):
+        from bot.redaction import Redactor
+
+        Redactor.from_setting(v)  # raises ValueError naming the valid kinds
+        return v
+
     @model_validator(mode="after")
     def _remote_needs_url_and_model(self):
         if self.chat_backend == "remote" and not (self.chat_remote_url and self.chat_remote_model):
@@ -75,6 +109,10 @@ class Settings(BaseSettings):
     @property
     def generate_languages(self) -> tuple[str, ...]:
         return tuple(x.strip() for x in self.chat_generate_languages.split(",") if x.strip())
+
+    @property
+    def retrain_path(self) -> Path:
+        return self.retrain_dir or self.home / "retrain"
 
     @property
     def model_cache_dir(self) -> Path:

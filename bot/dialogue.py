@@ -23,6 +23,7 @@ from bot.escalation import EscalationPolicy, TurnSignals
 from bot.generation import GenerationError, GenerationParams, Generator
 from bot.guard import check_message
 from bot.intent import IntentService
+from bot.redaction import Redactor
 from bot.retrieval import Hit, KnowledgeIndex
 from bot.sentiment import SentimentService
 from storage.models import Conversation, Message
@@ -39,6 +40,8 @@ class DialogueConfig:
     generate_languages: tuple[str, ...] = ("en",)  # others get the article's own sentences
     history_messages: int = 8  # earlier messages given to the model (then fitted to the window)
     max_text_chars: int = 5000
+    redactor: Redactor = field(default_factory=Redactor)  # PII out before anything is stored
+    keep_original: bool = False  # also store the text before redaction (operator opt-in)
     params: GenerationParams = field(default_factory=lambda: GenerationParams(max_tokens=160, timeout_s=60))
 
 
@@ -121,9 +124,16 @@ class DialogueEngine:
             conversation = repo.create_conversation(session, channel=channel, customer_ref=customer_ref,
                                                     meta=metadata)
             for role, text in history:
-                repo.add_message(session, conversation_id=conversation.id, role=roles[role],
-                                 text=check_message(text, max_chars=self.config.max_text_chars))
+                text, original = self._clean(text)
+                repo.add_message(session, conversation_id=conversation.id, role=roles[role], text=text,
+                                 text_original=original)
             return conversation.id
+
+    def _clean(self, text: str) -> tuple[str, str | None]:
+        """Guard, then PII out: (the text to store and use, the original if it is kept)."""
+        text = check_message(text, max_chars=self.config.max_text_chars)
+        redacted = self.config.redactor.redact(text)
+        return redacted.text, (text if self.config.keep_original and redacted.changed else None)
 
     def _load(self, session: Session, conversation_id: str) -> Conversation:
         conversation = repo.get_conversation(session, conversation_id=conversation_id)
@@ -133,7 +143,7 @@ class DialogueEngine:
 
     def agent_message(self, conversation_id: str, text: str, *, agent: str) -> dict:
         """A human agent's reply. An agent writing into an open conversation takes it over."""
-        text = check_message(text, max_chars=self.config.max_text_chars)
+        text, original = self._clean(text)
         if not agent or not agent.strip():
             raise InputError("agent is empty: give the agent's name")
         with self.sessions.begin() as session:
@@ -144,7 +154,7 @@ class DialogueEngine:
                 repo.set_status(session, conversation_id=conversation_id, status="escalated",
                                 escalation_reason="agent_takeover")
             m = repo.add_message(session, conversation_id=conversation_id, role="agent", text=text,
-                                 agent=agent.strip())
+                                 agent=agent.strip(), text_original=original)
             return message_public(m)
 
     def release(self, conversation_id: str) -> dict:
@@ -171,10 +181,12 @@ class DialogueEngine:
                     params: GenerationParams | None = None) -> Iterator[str | TurnResult]:
         """Yields the reply as text pieces, then the TurnResult (after storage)."""
         started = time.perf_counter()
-        text = check_message(text, max_chars=self.config.max_text_chars)
+        text, original = self._clean(text)
         params = params or self.config.params
-        s = self.sentiment.classify([text])[0]
-        intent = self.intent.classify([text])[0] if self.intent is not None else None
+        # One turn uses the models it started with, even if a new version is swapped in meanwhile.
+        sentiment_model, intent_model, generator = self.sentiment, self.intent, self.generator
+        s = sentiment_model.classify([text])[0]
+        intent = intent_model.classify([text])[0] if intent_model is not None else None
         language = s.language if s.language in prompting.TEXTS else "en"
         sentiment = {"label": s.label, "score": s.score}
 
@@ -186,7 +198,8 @@ class DialogueEngine:
             history = [(m.role, m.text, m.language, m.sentiment_label, m.sentiment_score)
                        for m in conversation.messages]
             customer = repo.add_message(
-                session, conversation_id=conversation_id, role="customer", text=text, language=s.language,
+                session, conversation_id=conversation_id, role="customer", text=text, text_original=original,
+                language=s.language,
                 sentiment_label=s.label, sentiment_score=s.score, sentiment_scores=s.scores,
                 intent_label=intent.label if intent else None, intent_score=intent.score if intent else None)
             base = dict(conversation_id=conversation_id, message_id=customer.id, language=s.language,
@@ -241,12 +254,12 @@ class DialogueEngine:
                 sources = [top.public()]
                 pieces: list[str] = []
                 failed = False
-                if self.generator is not None and language in self.config.generate_languages:
+                if generator is not None and language in self.config.generate_languages:
                     try:
-                        for piece in self._generate(history, text, top, language, upset, params):
+                        for piece in self._generate(generator, history, text, top, language, upset, params):
                             pieces.append(piece)
                             yield piece
-                        model_version = self.generator.name
+                        model_version = generator.name
                     except GenerationError as exc:
                         log.warning("generation failed, answering from the article: %s", exc)
                         failed = True
@@ -281,15 +294,15 @@ class DialogueEngine:
                              model_version="supportbot-rules", latency_ms=_ms(started))
         return Reply(m.id, handoff, [])
 
-    def _generate(self, history: list[tuple], text: str, hit: Hit, language: str, upset: bool,
-                  params: GenerationParams) -> Iterator[str]:
+    def _generate(self, generator: Generator, history: list[tuple], text: str, hit: Hit, language: str,
+                  upset: bool, params: GenerationParams) -> Iterator[str]:
         messages = [{"role": "system", "content": prompting.system_message([hit], language=language, upset=upset)}]
         for role, content, *_ in history[-self.config.history_messages:]:
             messages.append({"role": "user" if role == "customer" else "assistant", "content": content})
         messages.append({"role": "user", "content": text})
-        budget = self.generator.context_tokens - params.max_tokens
-        messages = prompting.fit_context(messages, self.generator.count_tokens, budget)
-        yield from self.generator.stream(messages, params)
+        budget = generator.context_tokens - params.max_tokens
+        messages = prompting.fit_context(messages, generator.count_tokens, budget)
+        yield from generator.stream(messages, params)
 
 
 def _ms(started: float) -> float:

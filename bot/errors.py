@@ -21,6 +21,10 @@ class PayloadTooLargeError(InputError):
     """Too many or too long texts (HTTP 413)."""
 
 
+class ConflictError(InputError):
+    """The request repeats or contradicts what is stored (HTTP 409)."""
+
+
 class NotFoundError(SupportbotError):
     """An id that does not exist (HTTP 404)."""
 

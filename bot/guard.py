@@ -21,14 +21,14 @@ def check_texts(texts: list[str], *, max_texts: int, max_chars: int) -> None:
 _CONTROL = {chr(c) for c in range(32)} - {"\n", "\r", "\t"}
 
 
-def check_message(text: str, *, max_chars: int) -> str:
-    """A customer or agent message: not empty, not too long, no control characters.
-    Returns the text with surrounding whitespace removed."""
+def check_message(text: str, *, max_chars: int, what: str = "text") -> str:
+    """A customer or agent message (or another free-text field, named by `what`): not
+    empty, not too long, no control characters. Returns it without surrounding whitespace."""
     if not isinstance(text, str) or not text.strip():
-        raise InputError("text is empty or whitespace: send the customer's message")
+        raise InputError(f"{what} is empty or whitespace" + (": send the customer's message" if what == "text" else ""))
     if len(text) > max_chars:
-        raise PayloadTooLargeError(f"text has {len(text)} characters; the limit is {max_chars}")
+        raise PayloadTooLargeError(f"{what} has {len(text)} characters; the limit is {max_chars}")
     bad = sorted({hex(ord(c)) for c in text if c in _CONTROL or "\ud800" <= c <= "\udfff"})
     if bad:
-        raise InputError(f"text holds control characters or broken UTF-16 ({', '.join(bad[:5])}): remove them")
+        raise InputError(f"{what} holds control characters or broken UTF-16 ({', '.join(bad[:5])}): remove them")
     return text.strip()

@@ -2,6 +2,13 @@
 
 The HTTP app, the CLI and the UI all take a Runtime, so they talk to the same services.
 Models load on first use (or all at once with `load_models`).
+
+Which model serves a task is the active model version in the database (`supportbot
+models activate`, a promoting `supportbot retrain`), else the configured default. A
+running process checks for a newly active version every few seconds
+(`model_versions_poll_s`), loads it in the background and swaps it in; requests in
+flight finish on the model they started with, so none fails. A version that fails to
+load is logged and the previous model keeps serving.
 """
 
 from __future__ import annotations
@@ -52,7 +59,14 @@ class Runtime:
     _index: Any = None
     _index_key: Any = None
     _index_checked: float = 0.0
+    _feedback: Any = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    # Model versions: the refs each loaded service was built from, and hot swapping.
+    _loaded_refs: dict = field(default_factory=dict)  # service name -> tuple of refs
+    _pinned: set = field(default_factory=set)  # services passed in by the caller: never swapped
+    _versions_checked: float = 0.0
+    _swapping: set = field(default_factory=set)
+    _swap_failed: dict = field(default_factory=dict)  # (service, refs) -> monotonic time of the failure
 
     @classmethod
     def start(cls, settings: Settings, *, migrate: bool = True, **services) -> "Runtime":
@@ -72,6 +86,7 @@ class Runtime:
                 raise TypeError(f"unknown service {name!r}")
             if service is not None:
                 setattr(runtime, f"_{name}", _NONE if service is False else service)
+                runtime._pinned.add(name)
         return runtime
 
     def _service(self, name: str, load: Callable[[], Any]):
@@ -85,21 +100,125 @@ class Runtime:
                     setattr(self, f"_{name}", value if value is not None else _NONE)
         return None if value is _NONE else value
 
-    @property
-    def sentiment(self):
-        from bot.sentiment import SentimentService
+    # -- model versions ---------------------------------------------------------------
+
+    def served_refs(self) -> dict[tuple[str, str], str | None]:
+        """(task, route) -> the model reference that should serve it: the active
+        version's path, else the configured default."""
+        from storage.repositories.model_versions import active_model_versions
 
         s = self.settings
-        return self._service("sentiment", lambda: SentimentService.load(
-            s.sentiment_model, s.sentiment_model_zh, s.model_cache_dir, batch_size=s.inference_batch_size))
+        refs = {("sentiment", "default"): s.sentiment_model, ("intent", "default"): s.intent_model,
+                ("chat", "default"): s.chat_model}
+        if s.sentiment_model_zh:
+            refs[("sentiment", "zh")] = s.sentiment_model_zh
+        try:
+            with self.sessions() as session:
+                for key, version in active_model_versions(session).items():
+                    refs[key] = version.path or version.name
+        except Exception as exc:  # noqa: BLE001 - the database being down must not stop serving
+            log.warning("cannot read the active model versions: %s", exc)
+        return refs
+
+    def _refs_for(self, name: str, refs: dict) -> tuple:
+        if name == "sentiment":
+            return refs[("sentiment", "default")], refs.get(("sentiment", "zh"))
+        if name == "intent":
+            return (refs[("intent", "default")],)
+        return (refs[("chat", "default")],)
+
+    def _build(self, name: str, refs: tuple):
+        s = self.settings
+        if name == "sentiment":
+            from bot.sentiment import SentimentService
+
+            return SentimentService.load(refs[0], refs[1], s.model_cache_dir, batch_size=s.inference_batch_size)
+        if name == "intent":
+            from bot.intent import IntentService
+
+            return refs[0] and IntentService.load(refs[0], s.model_cache_dir, batch_size=s.inference_batch_size)
+        return self._load_generator(refs[0])
+
+    def _versioned(self, name: str):
+        self.refresh_models()
+
+        def load():
+            refs = self._refs_for(name, self.served_refs())
+            self._loaded_refs[name] = refs
+            return self._build(name, refs)
+
+        return self._service(name, load)
+
+    def refresh_models(self, *, wait: bool = False) -> list[str]:
+        """Swap in newly activated versions (checked at most every model_versions_poll_s;
+        `wait`: check now and load in this thread). Returns the services being swapped."""
+        now = time.monotonic()
+        if not wait and now - self._versions_checked < self.settings.model_versions_poll_s:
+            return []
+        self._versions_checked = now
+        wanted = self.served_refs()
+        started = []
+        for name in ("sentiment", "intent", "generator"):
+            if name in self._pinned or name not in self._loaded_refs or name in self._swapping:
+                continue
+            if name == "generator" and self.settings.chat_backend == "remote":
+                continue
+            refs = self._refs_for(name, wanted)
+            failed_at = self._swap_failed.get((name, refs))
+            if refs == self._loaded_refs[name] or (failed_at and now - failed_at < 60):
+                continue
+            self._swapping.add(name)
+            started.append(name)
+            if wait:
+                self._swap(name, refs)
+            else:
+                threading.Thread(target=self._swap, args=(name, refs), name=f"swap-{name}", daemon=True).start()
+        return started
+
+    def _swap(self, name: str, refs: tuple) -> None:
+        try:
+            configure_torch(self.settings)
+            log.info("loading the newly active %s model: %s", name, ", ".join(r for r in refs if r))
+            service = self._build(name, refs)
+            with self._lock:
+                setattr(self, f"_{name}", service if service is not None else _NONE)
+                self._loaded_refs[name] = refs
+                if self._dialogue is not None and self._dialogue is not _NONE:
+                    attr = {"sentiment": "sentiment", "intent": "intent", "generator": "generator"}[name]
+                    setattr(self._dialogue, attr, service)
+            log.info("now serving %s: %s", name, ", ".join(r for r in refs if r))
+        except Exception as exc:  # noqa: BLE001 - keep serving the previous model
+            self._swap_failed[(name, refs)] = time.monotonic()
+            log.error("could not load the newly active %s model %s (the previous one keeps serving): %s",
+                      name, refs, exc)
+        finally:
+            self._swapping.discard(name)
+
+    # -- services ---------------------------------------------------------------------
+
+    @property
+    def sentiment(self):
+        return self._versioned("sentiment")
 
     @property
     def intent(self):
-        from bot.intent import IntentService
+        return self._versioned("intent")
 
-        s = self.settings
-        return self._service("intent", lambda: s.intent_model and IntentService.load(
-            s.intent_model, s.model_cache_dir, batch_size=s.inference_batch_size))
+    @property
+    def redactor(self):
+        from bot.redaction import Redactor
+
+        return Redactor.from_setting(self.settings.pii_redact)
+
+    @property
+    def feedback(self):
+        from bot.feedback import FeedbackService
+
+        if self._feedback is None:
+            s = self.settings
+            self._feedback = FeedbackService(self.sessions, self.redactor, keep_original=s.pii_keep_original,
+                                             max_text_chars=s.max_text_chars)
+        return self._feedback
 
     @property
     def embedder(self):
@@ -110,16 +229,16 @@ class Runtime:
 
     @property
     def generator(self):
-        return self._service("generator", self._load_generator)
+        return self._versioned("generator")
 
-    def _load_generator(self):
+    def _load_generator(self, ref: str):
         from bot.generation import LocalGenerator, RemoteGenerator
 
         s = self.settings
         if s.chat_backend == "remote":
             return RemoteGenerator(s.chat_remote_url, s.chat_remote_model, api_key=s.chat_remote_key,
                                    context_tokens=s.chat_context_tokens, timeout_s=s.chat_timeout_s)
-        return LocalGenerator.load(s.chat_model, s.model_cache_dir, context_tokens=s.chat_context_tokens)
+        return LocalGenerator.load(ref, s.model_cache_dir, context_tokens=s.chat_context_tokens)
 
     def knowledge(self):
         """The retrieval index, rebuilt when articles were imported or edited (checked at
@@ -163,11 +282,13 @@ class Runtime:
         def build():
             s = self.settings
             config = DialogueConfig(answer_threshold=s.answer_threshold, generate_languages=s.generate_languages,
-                                    max_text_chars=s.max_text_chars,
+                                    max_text_chars=s.max_text_chars, redactor=self.redactor,
+                                    keep_original=s.pii_keep_original,
                                     params=GenerationParams(max_tokens=s.chat_max_tokens, timeout_s=s.chat_timeout_s))
             return DialogueEngine(sessions=self.sessions, sentiment=self.sentiment, intent=self.intent,
                                   knowledge=self.knowledge, generator=self.generator, config=config)
 
+        self.refresh_models()
         return self._service("dialogue", build)
 
     def load_models(self) -> None:

@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from bot.api.auth import AuthError
-from bot.api.routes import chat, conversations, health, sentiment
-from bot.errors import (DatabaseUnavailableError, InputError, ModelLoadError, ModelNotFoundError, NotFoundError,
+from bot.api.routes import chat, conversations, feedback, health, model_versions, sentiment
+from bot.errors import (ConflictError, DatabaseUnavailableError, InputError, ModelLoadError, ModelNotFoundError, NotFoundError,
                         PayloadTooLargeError)
 from bot.generation import GenerationError
 from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -58,6 +58,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PayloadTooLargeError)
     async def _too_large(_req, exc):
         return error(413, "payload_too_large", str(exc))
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(_req, exc):
+        return error(409, "conflict", str(exc))
 
     @app.exception_handler(InputError)
     async def _input(_req, exc):
@@ -105,6 +109,8 @@ def create_app(runtime: Runtime, *, ui: bool = True) -> FastAPI:
     app.include_router(sentiment.router)
     app.include_router(chat.router)
     app.include_router(conversations.router)
+    app.include_router(feedback.router)
+    app.include_router(model_versions.router)
 
     catch_all = "/v1/{path:path}"
 

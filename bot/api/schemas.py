@@ -168,3 +168,43 @@ class ConversationsPublic(BaseModel):
     data: list[ConversationPublic]
     count: int
     next_cursor: str | None
+
+
+# -- model versions (bot.versions) ------------------------------------------------------
+
+
+class ModelVersionPublic(BaseModel):
+    id: str
+    task: Literal["sentiment", "intent", "chat"]
+    route: str
+    name: str
+    status: Literal["candidate", "active", "retired", "rejected"]
+    path: str | None
+    base_model: str | None
+    metrics: dict[str, Any]
+    created_at: str
+    activated_at: str | None
+
+
+class RouteStatePublic(BaseModel):
+    active: str | None = Field(description="name of the active version; None: the configured default serves")
+    configured_default: str | None
+
+
+class TaskVersionsPublic(BaseModel):
+    routes: dict[str, RouteStatePublic]
+    versions: list[ModelVersionPublic]
+
+
+class FeedbackCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message_id: str = Field(..., min_length=1, max_length=64)
+    rating: Literal["up", "down"]
+    comment: str | None = Field(None, max_length=2000)
+    corrected_reply: str | None = None
+    corrected_sentiment: str | None = Field(None, max_length=64)
+    corrected_intent: str | None = Field(None, max_length=64)
+
+
+class FeedbackId(BaseModel):
+    id: str

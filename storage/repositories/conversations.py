@@ -170,8 +170,11 @@ def add_message(
     model_version: str | None = None,
     latency_ms: float | None = None,
     agent: str | None = None,
+    text_original: str | None = None,
 ) -> Message | None:
     """Append a message to a conversation; None if the conversation does not exist.
+    `text` is what is kept (PII-redacted by the caller); `text_original` only when the
+    operator opted in to keeping originals.
 
     Messages of one conversation get strictly increasing `created_at`, so ordering by
     time is the order they were added even when the clock is coarse or steps back.
@@ -192,6 +195,7 @@ def add_message(
         conversation_id=conversation_id,
         role=role,
         text=text,
+        text_original=text_original,
         language=language,
         sentiment_label=sentiment_label,
         sentiment_score=sentiment_score,

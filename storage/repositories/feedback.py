@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.errors import InputError
+from bot.errors import ConflictError
 from storage.models import FEEDBACK_RATINGS, Feedback, Message, new_id, utcnow
 
 
-class DuplicateFeedback(InputError):
+class DuplicateFeedback(ConflictError):
     """The same feedback (same message, rating, comment and corrections) was already
     recorded. `feedback_id` is the stored one; an API may answer 409 or return it."""
 

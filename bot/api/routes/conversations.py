@@ -12,6 +12,7 @@ from bot.api.schemas import (AgentMessageCreate, ConversationCreate, Conversatio
                              ConversationsPublic, MessageCreate, TurnPublic)
 from bot.dialogue import conversation_public
 from bot.errors import NotFoundError
+from storage.erasure import erase_conversation
 from storage.repositories import conversations as repo
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -58,6 +59,6 @@ def list_(session: SessionDep, _scope: ScopeDep, status: str | None = Query(None
 
 @router.delete("/{conversation_id}", status_code=204)
 def erase(conversation_id: str, session: SessionDep, _scope: ScopeDep):
-    if not repo.delete_conversation(session, conversation_id=conversation_id):
+    if not erase_conversation(session, conversation_id=conversation_id):
         raise NotFoundError(f"no conversation {conversation_id!r}")
     return Response(status_code=204)

@@ -1,0 +1,346 @@
+"""The periodic job (`supportbot retrain`): feedback in, a measurably better model out.
+
+For each task (sentiment per route, intent, chat):
+
+    export what is new since the last finished run ── too little? skip
+        → split it: train / held-out slice (judges the candidate)
+        → fine-tune from the active version on the new data mixed with the task's
+          original training data (so the model does not forget)
+        → evaluate candidate and active version on the fixed benchmark sets and the
+          held-out slice
+        → promote only if the candidate is not worse on any benchmark (within the
+          tolerance) and better on the held-out slice; else reject it
+
+One run at a time (an OS file lock, released even by kill -9). Every run and decision is
+a `retrain_runs` row. A killed run never touches the active version (activation is the
+last step, one transaction); the next run marks it `killed`, and starts clean without
+consuming its data (the data watermark moves only when a run finishes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterator
+
+import sqlalchemy as sa
+
+from bot.config import Settings
+from bot.errors import SupportbotError
+from storage import export as exports
+from storage.models import DEFAULT_ROUTE, Export, RetrainRun, utcnow
+
+log = logging.getLogger(__name__)
+
+ROUTE_LANGUAGES = {"zh": {"zh", "ja"}}  # sentiment: the Chinese model serves Chinese (and Japanese)
+FINISHED = ("promoted", "rejected")
+SEED = 1234
+
+
+class RetrainBusy(SupportbotError):
+    """Another retrain holds the lock."""
+
+
+@dataclass
+class Outcome:
+    task: str
+    route: str
+    status: str  # promoted | rejected | skipped | failed
+    reason: str
+    run_id: str | None = None
+    details: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        where = self.task if self.route == DEFAULT_ROUTE else f"{self.task}/{self.route}"
+        return f"{where}: {self.status} — {self.reason}"
+
+
+@contextlib.contextmanager
+def retrain_lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "retrain.lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            raise RetrainBusy(f"another retrain is running (pid {holder}; lock {path}); try again when it ends")
+        fh.seek(0), fh.truncate(), fh.write(str(os.getpid())), fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0), fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def plan(settings: Settings, tasks: list[str] | None) -> list[tuple[str, str]]:
+    """(task, route) pairs to consider, in order."""
+    pairs = [("sentiment", DEFAULT_ROUTE)]
+    if settings.sentiment_model_zh:
+        pairs.append(("sentiment", "zh"))
+    if settings.intent_model:
+        pairs.append(("intent", DEFAULT_ROUTE))
+    if settings.chat_backend == "local":
+        pairs.append(("chat", DEFAULT_ROUTE))
+    return [p for p in pairs if not tasks or p[0] in tasks or f"{p[0]}/{p[1]}" in tasks]
+
+
+def _files(setting: str | None) -> list[str]:
+    return [x.strip() for x in (setting or "").split(",") if x.strip()]
+
+
+def _task_files(settings: Settings, task: str, route: str, kind: str) -> list[str]:
+    """Original training data ("data") or benchmark files ("benchmark") of a task and
+    route (settings retrain_sentiment_data, retrain_sentiment_zh_benchmark, ...)."""
+    name = f"retrain_{task}{'' if route == DEFAULT_ROUTE else '_' + route}_{kind}"
+    return _files(getattr(settings, name, None))
+
+
+def recover_killed(session) -> int:
+    """Runs left 'running' by a killed process (we hold the lock, so none is alive)."""
+    stale = list(session.scalars(sa.select(RetrainRun).where(RetrainRun.status == "running")))
+    for run in stale:
+        run.status, run.finished_at = "killed", utcnow()
+        run.reason = "the process ended before the run finished; the active version was not changed"
+    return len(stale)
+
+
+def watermark(session, task: str, route: str) -> datetime | None:
+    """The newest source time a finished run has used."""
+    return session.scalar(
+        sa.select(sa.func.max(Export.until)).join(RetrainRun, RetrainRun.id == Export.retrain_run_id)
+        .where(Export.what == task, Export.route == route, RetrainRun.status.in_(FINISHED)))
+
+
+def split_rows(rows: list, fraction: float) -> tuple[list, list]:
+    """(train, held-out): a seeded shuffle, at least one row on each side."""
+    rows = list(rows)
+    random.Random(SEED).shuffle(rows)
+    n_hold = min(len(rows) - 1, max(1, round(len(rows) * fraction)))
+    return rows[n_hold:], rows[:n_hold]
+
+
+# ---- measuring --------------------------------------------------------------------------
+
+def score_classifier(ref: str, task: str, data: str | Path, settings: Settings, *, restrict: bool = True) -> float:
+    """Accuracy (percent) of a classifier version on a labelled file. `restrict`: a
+    sentiment benchmark without neutral rows (SST-2) is scored on its own labels only;
+    never for a feedback slice, whose few labels say nothing about the label set."""
+    from bot.classifier import TextClassifier
+    from finetune.data import read_examples
+    from finetune.evaluate import evaluate
+
+    clf = TextClassifier.load(ref, settings.model_cache_dir, batch_size=settings.inference_batch_size)
+    report = evaluate(clf.predict_proba, clf.labels, read_examples(data), restrict=restrict and task == "sentiment",
+                      progress=False)
+    return round(100 * report["accuracy"], 2)
+
+
+def score_chat(ref: str, data: str | Path, settings: Settings) -> float:
+    """Perplexity on the assistant turns (lower is better)."""
+    from finetune.perplexity import evaluate_chat
+
+    return round(evaluate_chat(ref, data, settings.model_cache_dir, max_samples=200)["perplexity"], 4)
+
+
+def decide(task: str, active: dict, candidate: dict, tolerance: float) -> tuple[bool, str]:
+    """Promote iff not worse on any benchmark (within `tolerance`: accuracy points, or
+    percent of perplexity for chat) and better on the held-out feedback slice."""
+    lower_better = task == "chat"
+    for name, before in active["benchmarks"].items():
+        after = candidate["benchmarks"][name]
+        worse = (after > before * (1 + tolerance / 100)) if lower_better else (after < before - tolerance)
+        if worse:
+            return False, f"worse on benchmark {name}: {before} → {after} (tolerance {tolerance})"
+    before, after = active["feedback"], candidate["feedback"]
+    better = after < before if lower_better else after > before
+    if not better:
+        return False, f"not better on the held-out feedback slice: {before} → {after}"
+    bench = ", ".join(f"{n} {active['benchmarks'][n]} → {candidate['benchmarks'][n]}" for n in active["benchmarks"])
+    return True, f"feedback slice {before} → {after}" + (f"; benchmarks {bench}" if bench else "")
+
+
+# ---- one task ---------------------------------------------------------------------------
+
+def _new_rows(session, settings: Settings, task: str, route: str):
+    since = watermark(session, task, route)
+    rows = exports.collect_rows(session, what=task, since=since, route=route, route_languages=ROUTE_LANGUAGES,
+                                confirmed_min_score=settings.retrain_confirmed_min_score)
+    return since, rows
+
+
+def _original_mix(files: list[str], n_new: int, task: str) -> list[str]:
+    """The original data, subsampled so it is about 3× the new rows (at least 200): new
+    knowledge gets weight, old knowledge stays."""
+    if not files:
+        return []
+    if task == "chat":
+        from finetune.chat_data import read_conversations as read
+    else:
+        from finetune.data import read_examples as read
+    out = []
+    want = max(200, 3 * n_new) / len(files)
+    for f in files:
+        path, _, weight = f.partition("@")
+        n = len(read(path))
+        w = float(weight) if weight else min(1.0, want / max(1, n))
+        out.append(f"{path}@{w:.6g}")
+    return out
+
+
+def _train(settings: Settings, task: str, active_ref: str, train_files: list[str], out: Path, version: str) -> None:
+    from bot.classifier import read_adapter_meta
+    from bot.model_refs import resolve
+
+    resolved = resolve(active_ref, settings.model_cache_dir)
+    flags = ["--output", str(out), "--version", version, "--database-url", settings.resolved_database_url,
+             "--epochs", str(settings.retrain_epochs), "--seed", str(SEED)]
+    for f in train_files:
+        flags += ["--train", f]
+    if settings.retrain_max_steps:
+        flags += ["--max-steps", str(settings.retrain_max_steps)]
+    if settings.retrain_learning_rate:
+        flags += ["--learning-rate", str(settings.retrain_learning_rate)]
+    if settings.threads:
+        flags += ["--threads", str(settings.threads)]
+    if resolved.adapter:
+        flags += ["--base", read_adapter_meta(resolved.path)["base"], "--init-from", resolved.path]
+    else:
+        flags += ["--base", active_ref]
+    if task == "chat":
+        from finetune import chat
+
+        chat.main(flags)
+    else:
+        from finetune import classifier
+
+        classifier.main(["--task", task, *flags])
+
+
+def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run: bool = False,
+                 served_ref: Callable[[str, str], str]) -> Outcome:
+    from bot import versions
+    from storage.repositories import model_versions as mv
+
+    with sessions.begin() as session:
+        since, rows = _new_rows(session, settings, task, route)
+    n_new = len(rows)
+    if n_new < settings.retrain_min_new:
+        reason = f"{n_new} new rows since the last run; {settings.retrain_min_new} needed"
+        if not dry_run:
+            with sessions.begin() as session:
+                run = RetrainRun(task=task, route=route, status="skipped", reason=reason, finished_at=utcnow(),
+                                 details={"new_rows": n_new})
+                session.add(run)
+                session.flush()
+                run_id = run.id
+        return Outcome(task, route, "skipped", reason, None if dry_run else run_id, {"new_rows": n_new})
+    if dry_run:
+        return Outcome(task, route, "would train", f"{n_new} new rows since {since or 'the start'}",
+                       details={"new_rows": n_new})
+
+    started = time.monotonic()
+    active_ref = served_ref(task, route)
+    with sessions.begin() as session:
+        active_row = mv.get_active_model_version(session, task=task, route=route)
+        run = RetrainRun(task=task, route=route, status="running", active_version_id=active_row.id if active_row else None,
+                         details={"new_rows": n_new, "active": active_ref})
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    work = settings.retrain_path / run_id
+    details: dict = {"new_rows": n_new, "active": active_ref}
+    try:
+        train_rows, held_rows = split_rows(rows, settings.retrain_holdout_fraction)
+        suffix = "jsonl" if task == "chat" else "csv"
+        with sessions.begin() as session:
+            train_export = exports.write_export(session, what=task, rows=train_rows, route=route, since=since,
+                                                path=work / f"new_train.{suffix}", retrain_run_id=run_id)
+            held_export = exports.write_export(session, what=task, rows=held_rows, route=route, since=since,
+                                               path=work / f"new_heldout.{suffix}", retrain_run_id=run_id)
+            train_path, held_path = train_export.path, held_export.path
+        original = _original_mix(_task_files(settings, task, route, "data"), len(train_rows), task)
+        benchmarks = _task_files(settings, task, route, "benchmark")
+        details.update(train_rows=len(train_rows), heldout_rows=len(held_rows), original_data=original,
+                       benchmarks=benchmarks)
+        version = f"{task}{'' if route == DEFAULT_ROUTE else '-' + route}-retrain-{utcnow():%Y%m%d-%H%M%S}"
+        candidate_dir = work / "candidate"
+        t0 = time.monotonic()
+        # New rows twice: they are few next to the original data.
+        _train(settings, task, active_ref, [f"{train_path}@2", *original], candidate_dir, version)
+        details["train_s"] = round(time.monotonic() - t0, 1)
+
+        t0 = time.monotonic()
+        def score(ref, data, restrict=True):
+            if task == "chat":
+                return score_chat(ref, data, settings)
+            return score_classifier(ref, task, data, settings, restrict=restrict)
+
+        measured = {}
+        for who, ref in (("active", active_ref), ("candidate", str(candidate_dir))):
+            measured[who] = {"benchmarks": {Path(b).name: score(ref, b) for b in benchmarks},
+                             "feedback": score(ref, held_path, restrict=False)}
+        details["eval_s"] = round(time.monotonic() - t0, 1)
+        details["metrics"] = measured
+        promote, reason = decide(task, measured["active"], measured["candidate"], settings.retrain_tolerance)
+
+        with sessions.begin() as session:
+            candidate = mv.get_model_version_by_name(session, task=task, name=version)
+            if candidate is None:  # the recipe could not record it (e.g. database briefly down)
+                candidate = mv.create_model_version(session, task=task, name=version, path=str(candidate_dir.resolve()))
+            candidate.route = route
+            candidate.metrics = {**(candidate.metrics or {}), "retrain": measured["candidate"]}
+            run = session.get(RetrainRun, run_id)
+            run.candidate_version_id = candidate.id
+            if promote:
+                versions.ensure_baseline(session, settings, task, route)
+                mv.activate_model_version(session, version_id=candidate.id)
+            else:
+                candidate.status = "rejected"
+            details["total_s"] = round(time.monotonic() - started, 1)
+            run.status, run.reason, run.details, run.finished_at = (
+                "promoted" if promote else "rejected", reason, details, utcnow())
+        if not promote:
+            shutil.rmtree(candidate_dir / "checkpoint", ignore_errors=True)
+        return Outcome(task, route, "promoted" if promote else "rejected", reason, run_id, details)
+    except Exception as exc:  # recorded, then the next task goes on
+        log.exception("retrain of %s/%s failed", task, route)
+        with sessions.begin() as session:
+            run = session.get(RetrainRun, run_id)
+            details["total_s"] = round(time.monotonic() - started, 1)
+            run.status, run.reason, run.details, run.finished_at = (
+                "failed", f"{type(exc).__name__}: {exc}", details, utcnow())
+        return Outcome(task, route, "failed", f"{type(exc).__name__}: {exc}", run_id, details)
+
+
+def retrain(runtime, *, tasks: list[str] | None = None, dry_run: bool = False,
+            echo: Callable[[str], None] = print) -> list[Outcome]:
+    """The whole job. Raises RetrainBusy if another run holds the lock."""
+    settings = runtime.settings
+    pairs = plan(settings, tasks)
+    if tasks and not pairs:
+        raise SupportbotError(f"no retrainable task in {tasks}; tasks: sentiment, sentiment/zh, intent, chat")
+    outcomes = []
+    with retrain_lock(settings.retrain_path):
+        if not dry_run:
+            with runtime.sessions.begin() as session:
+                n = recover_killed(session)
+            if n:
+                echo(f"{n} earlier run(s) had been killed; marked as such (the active versions were not changed)")
+        refs = runtime.served_refs()
+        for task, route in pairs:
+            echo(f"{task}{'' if route == DEFAULT_ROUTE else '/' + route}: exporting new feedback…")
+            outcome = retrain_task(settings, runtime.sessions, task, route, dry_run=dry_run,
+                                   served_ref=lambda t, r: refs[(t, r)])
+            echo(outcome.line())
+            outcomes.append(outcome)
+    return outcomes
