@@ -118,13 +118,20 @@ def _context(session: Session, reply: Message) -> list[dict]:
 
 
 def collect_chat_rows(session: Session, *, since: datetime | None = None) -> list[ExportRow]:
-    """Up-voted bot replies, corrected replies and agent replies since `since`."""
+    """Up-voted bot replies, corrected replies and agent replies since `since`. A reply
+    someone corrected is exported once, as corrected (the newest correction), even if
+    it was also up-voted."""
     rows = []
     query = sa.select(Feedback).join(Message, Feedback.message_id == Message.id).where(
         Message.role == "bot", sa.or_(Feedback.rating == "up", Feedback.corrected_reply.is_not(None)))
     if since is not None:
         query = query.where(Feedback.created_at > since)
+    chosen: dict[str, Feedback] = {}  # bot message id -> the feedback that says what the reply should be
     for fb in session.scalars(query.order_by(Feedback.created_at, Feedback.id)):
+        kept = chosen.get(fb.message_id)
+        if kept is None or fb.corrected_reply is not None or kept.corrected_reply is None:
+            chosen[fb.message_id] = fb
+    for fb in chosen.values():
         context = _context(session, fb.message)
         if context:
             text = fb.corrected_reply or fb.message.text
@@ -166,16 +173,20 @@ def render(what: str, rows: Iterable[dict]) -> bytes:
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    # QUOTE_MINIMAL quotes only the line terminator's characters ("\n"): a field with a
+    # bare "\r" must be quoted too, or it splits its row when the file is read back.
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(["text", "label"])
     for r in rows:
-        writer.writerow([r["text"], r["label"]])
+        (quoted if "\r" in r["text"] + r["label"] else writer).writerow([r["text"], r["label"]])
     return buffer.getvalue().encode()
 
 
 def parse(what: str, content: bytes) -> list[dict]:
     text = content.decode()
     if what == "chat":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        # split on "\n" only: str.splitlines() also splits inside strings at U+2028, U+0085, ...
+        return [json.loads(line) for line in text.split("\n") if line.strip()]
     return [{"text": r["text"], "label": r["label"]} for r in csv.DictReader(io.StringIO(text))]
 
 
@@ -236,18 +247,25 @@ def scrub_exports(session: Session, conversation_ids: set[str]) -> int:
     removed = 0
     if not conversation_ids:
         return 0
+    # Every file is read and checked before any is rewritten: a refused one leaves all as
+    # they were (their records are rolled back with the caller's transaction).
+    plans = []
     for record in session.scalars(sa.select(Export)):
         owners = list(record.conversation_ids or [])
         keep = [i for i, c in enumerate(owners) if c not in conversation_ids]
         if len(keep) == len(owners):
             continue
         path = Path(record.path)
+        content = None
         if path.is_file():
             data = parse(record.what, path.read_bytes())
             if len(data) != len(owners):
                 raise RuntimeError(f"export {path} has {len(data)} rows but {len(owners)} recorded; "
                                    "it was edited by hand: delete it or restore it before erasing")
             content = render(record.what, [data[i] for i in keep])
+        plans.append((record, path, owners, keep, content))
+    for record, path, owners, keep, content in plans:
+        if content is not None:
             write_atomic(path, content)
             record.sha256 = hashlib.sha256(content).hexdigest()
         removed += len(owners) - len(keep)
