@@ -1,0 +1,100 @@
+"""finetune/retrain.py's rules, without training: the promotion gate, the split, the
+lock, recovery after a killed run and the data watermark. The whole loop on a real
+server is tests/integration/test_retrain.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.config import settings_with
+from finetune import retrain as rt
+from storage.db import make_engine, make_session_factory, upgrade
+from storage.models import Export, RetrainRun
+
+
+def gate(active_bench, cand_bench, active_fb, cand_fb):
+    return {"benchmarks": {"b": active_bench}, "feedback": active_fb}, \
+        {"benchmarks": {"b": cand_bench}, "feedback": cand_fb}
+
+
+@pytest.mark.parametrize("bench, fb, promote", [
+    ((90.0, 89.6), (10.0, 50.0), True),    # within tolerance, better on feedback
+    ((90.0, 89.4), (10.0, 50.0), False),   # lost more than the tolerance
+    ((90.0, 95.0), (50.0, 50.0), False),   # not better on the feedback slice
+    ((90.0, 95.0), (50.0, 40.0), False),   # worse on the feedback slice
+])
+def test_classifier_gate(bench, fb, promote):
+    active, candidate = gate(bench[0], bench[1], fb[0], fb[1])
+    ok, reason = rt.decide("sentiment", active, candidate, tolerance=0.5)
+    assert ok is promote
+    assert reason.startswith("worse on benchmark") == (bench[1] < bench[0] - 0.5)
+
+
+def test_chat_gate_is_on_perplexity_lower_is_better():
+    active, candidate = gate(3.0, 3.01, 4.0, 3.5)  # +0.33% benchmark perplexity, tolerance 0.5%
+    assert rt.decide("chat", active, candidate, tolerance=0.5)[0]
+    active, candidate = gate(3.0, 3.1, 4.0, 3.5)  # +3.3%
+    assert not rt.decide("chat", active, candidate, tolerance=0.5)[0]
+    active, candidate = gate(3.0, 2.9, 4.0, 4.1)
+    assert not rt.decide("chat", active, candidate, tolerance=0.5)[0]
+
+
+def test_split_keeps_one_row_each_side_and_is_seeded():
+    rows = list(range(10))
+    train, held = rt.split_rows(rows, 0.3)
+    assert len(held) == 3 and sorted(train + held) == rows
+    assert rt.split_rows(rows, 0.3) == (train, held)
+    assert [len(x) for x in rt.split_rows([1, 2], 0.9)] == [1, 1]
+
+
+def test_plan_follows_the_configuration():
+    s = settings_with(sentiment_model_zh="none", intent_model="none")
+    assert rt.plan(s, None) == [("sentiment", "default"), ("chat", "default")]
+    s = settings_with()
+    assert ("sentiment", "zh") in rt.plan(s, None) and ("intent", "default") in rt.plan(s, None)
+    assert rt.plan(s, ["sentiment/zh"]) == [("sentiment", "zh")]
+    assert rt.plan(s, ["intent"]) == [("intent", "default")]
+
+
+def test_task_files_per_route(monkeypatch):
+    monkeypatch.setenv("SUPPORTBOT_RETRAIN_SENTIMENT_DATA", "a.csv, b.csv@0.5")
+    monkeypatch.setenv("SUPPORTBOT_RETRAIN_SENTIMENT_ZH_BENCHMARK", "zh.csv")
+    s = settings_with()
+    assert rt._task_files(s, "sentiment", "default", "data") == ["a.csv", "b.csv@0.5"]
+    assert rt._task_files(s, "sentiment", "zh", "benchmark") == ["zh.csv"]
+    assert rt._task_files(s, "sentiment", "zh", "data") == []
+
+
+def test_only_one_run_holds_the_lock(tmp_path):
+    with rt.retrain_lock(tmp_path):
+        with pytest.raises(rt.RetrainBusy, match="another retrain is running"):
+            with rt.retrain_lock(tmp_path):
+                pass
+    with rt.retrain_lock(tmp_path):  # released
+        pass
+
+
+def test_a_killed_run_is_marked_and_its_data_is_not_consumed(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    sessions = make_session_factory(make_engine(url))
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    with sessions.begin() as session:
+        done = RetrainRun(task="sentiment", status="rejected", finished_at=t0)
+        killed = RetrainRun(task="sentiment", status="running")
+        session.add_all([done, killed])
+        session.flush()
+        session.add_all([
+            Export(what="sentiment", path="/x/a.csv", rows=1, sha256="0", until=t0, retrain_run_id=done.id),
+            Export(what="sentiment", path="/x/b.csv", rows=1, sha256="0", until=t0 + timedelta(days=1),
+                   retrain_run_id=killed.id),
+        ])
+    with sessions.begin() as session:
+        assert rt.watermark(session, "sentiment", "default") == t0  # the killed run's export does not count
+        assert rt.recover_killed(session) == 1
+    with sessions.begin() as session:
+        assert session.get(RetrainRun, killed.id).status == "killed"
+        assert rt.watermark(session, "sentiment", "default") == t0
+        assert rt.watermark(session, "intent", "default") is None
