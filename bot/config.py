@@ -80,12 +80,20 @@ class Settings(BaseSettings):
 
     model_cache: Path | None = Field(None, description="converted packaged models; default: <home>/models")
     api_keys_file: Path | None = None
+    # Per caller (API key, or client address while no keys exist): a token bucket that
+    # refills at this rate and holds `rate_limit_burst` requests; 0 turns limiting off.
+    rate_limit_per_minute: float = Field(600.0, ge=0, description="/v1 requests per minute per key or client")
+    rate_limit_burst: int = Field(100, ge=1, description="requests a caller may send at once")
 
     max_texts_per_request: int = Field(256, ge=1)
     max_text_chars: int = Field(5000, ge=1)
     inference_batch_size: int = Field(32, ge=1)
     threads: int | None = Field(None, ge=1, description="torch threads; default: all cores")
     ui: bool = True
+    # UI logins (`supportbot users add NAME --role agent|admin`): once the file holds a user,
+    # the staff UI at / asks for a login; the customer chat at /chat stays open (ui_open_chat).
+    ui_users_file: Path | None = Field(None, description="UI users (name:role:salted hash); default: <home>/ui_users")
+    ui_open_chat: bool = Field(True, description="serve the customer chat at /chat without a login")
 
     @field_validator("sentiment_model_zh", "intent_model", mode="before")
     @classmethod
@@ -113,6 +121,10 @@ class Settings(BaseSettings):
     @property
     def retrain_path(self) -> Path:
         return self.retrain_dir or self.home / "retrain"
+
+    @property
+    def ui_users_path(self) -> Path:
+        return self.ui_users_file or self.home / "ui_users"
 
     @property
     def model_cache_dir(self) -> Path:

@@ -21,6 +21,7 @@ from bot.errors import (ConflictError, DatabaseUnavailableError, InputError, Mod
                         PayloadTooLargeError)
 from bot.generation import GenerationError
 from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from bot.ratelimit import RateLimitedError, RateLimiter
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _not_found(_req, exc):
         return error(404, "not_found", str(exc))
 
+    @app.exception_handler(RateLimitedError)
+    async def _rate_limited(_req, exc: RateLimitedError):
+        return error(429, "rate_limited", str(exc), {"Retry-After": exc.retry_after})
+
     @app.exception_handler(DatabaseUnavailableError)
     async def _db(_req, exc):
         return error(503, "database_unavailable", str(exc), {"Retry-After": "5"})
@@ -93,6 +98,7 @@ def install_error_handlers(app: FastAPI) -> None:
 def create_app(runtime: Runtime, *, ui: bool = True) -> FastAPI:
     app = FastAPI(title="supportbot", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json")
     app.state.runtime = runtime
+    app.state.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_minute, runtime.settings.rate_limit_burst)
     install_error_handlers(app)
 
     @app.middleware("http")

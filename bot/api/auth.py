@@ -58,6 +58,7 @@ def _scope_of(key: str, runtime, session: Session) -> str | None:
 def caller_scope(request: Request, runtime: RuntimeDep, session: SessionDep) -> str:
     """'open' when no keys exist, else the scope of the presented key (401 without one)."""
     if not auth_required(runtime, session):
+        _rate_limit(request, "client:" + (request.client.host if request.client else "unknown"))
         return "open"
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
@@ -66,7 +67,14 @@ def caller_scope(request: Request, runtime: RuntimeDep, session: SessionDep) -> 
     scope = _scope_of(key.strip(), runtime, session)
     if scope is None:
         raise AuthError(401, "invalid or revoked API key")
+    _rate_limit(request, "key:" + api_keys.hash_key(key.strip()))  # the hash, never the key itself
     return scope
+
+
+def _rate_limit(request: Request, caller: str) -> None:
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        limiter.hit(caller)  # RateLimitedError -> 429 with Retry-After
 
 
 def require_admin(scope: Annotated[str, Depends(caller_scope)]) -> str:
