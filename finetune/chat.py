@@ -354,9 +354,9 @@ def run(args: ChatArgs) -> dict:
         model.train()
         bar = tqdm(total=total_steps, initial=state["step"], desc="finetune chat", unit="step",
                    disable=not accelerator.is_local_main_process, dynamic_ncols=True, file=sys.stderr)
-        stop, seen, t0, micro_losses, last_eval = False, 0, time.monotonic(), [], None
+        stop, seen, t0, micro_losses, last_eval = state["step"] >= total_steps, 0, time.monotonic(), [], None  # resumed with no steps left: train nothing
         best_dir = out / "best"
-        for epoch in range(state["epoch"], n_epochs):
+        for epoch in range(state["epoch"], n_epochs if not stop else 0):
             batches = length_grouped_batches(lengths, args.batch_size, args.seed + epoch)
             # Under `accelerate launch`, each process takes an equal share of the batches (DDP).
             batches = batches[accelerator.process_index :: accelerator.num_processes][:n_batches]

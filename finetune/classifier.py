@@ -286,9 +286,9 @@ def run(args: ClassifierArgs) -> dict:
         model.train()
         bar = tqdm(total=total_steps, initial=state["step"], desc=f"finetune {args.task}", unit="step",
                    disable=not accelerator.is_local_main_process, dynamic_ncols=True, file=sys.stderr)
-        stop, seen, t0 = False, 0, time.monotonic()
+        stop, seen, t0 = state["step"] >= total_steps, 0, time.monotonic()  # resumed with no steps left: train nothing
         best_dir = out / "best"
-        for epoch in range(state["epoch"], n_epochs):
+        for epoch in range(state["epoch"], n_epochs if not stop else 0):
             batches = length_grouped_batches([len(x) for x in encoded], args.batch_size, args.seed + epoch)
             # Under `accelerate launch`, each process takes its share of the batches (DDP).
             batches = batches[accelerator.process_index :: accelerator.num_processes]

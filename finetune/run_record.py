@@ -53,6 +53,7 @@ class RunRecorder:
         return False
 
     def progress(self, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))  # a resumed run may be given fewer steps than it has done
         if self.session_factory is None or time.monotonic() - self._last_progress < 10:
             return
         self._last_progress = time.monotonic()
