@@ -61,7 +61,7 @@ SHIPPED: dict[str, str] = {
     "chat-bitext": "customer-service replies grounded in a KB article, English, LoRA on smollm2-135m",
 }
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def resolve(ref: str, cache_dir: Path, *, convert: bool = True) -> ResolvedModel
                 f"{path} has no config.json (nor supportbot.json): not a model directory"
             )
         return ResolvedModel(ref, str(path.resolve()), True, False)
-    if _HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
+    if HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
         return ResolvedModel(ref, ref, False, False)
     known = ", ".join(sorted([*PACKAGED, *SHIPPED]))
     raise ModelNotFoundError(

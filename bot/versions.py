@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.errors import InputError, NotFoundError
-from bot.model_refs import _HUB_ID, PACKAGED, SHIPPED, SHIPPED_DIR
+from bot.model_refs import HUB_ID, PACKAGED, SHIPPED, SHIPPED_DIR
 from storage.models import DEFAULT_ROUTE, TASKS, ModelVersion
 from storage.repositories import model_versions as repo
 
@@ -115,7 +115,7 @@ def check_loadable(task: str, path: str | None) -> None:
         return
     if local.exists():
         raise InputError(f"{local} is a file: a version's path must be its model directory")
-    if _HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
+    if HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
         return  # a hub id: loaded through the hub cache when served
     raise InputError(f"{ref}: no such directory (was it moved or deleted?)")
 
