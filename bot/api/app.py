@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from bot.api.auth import AuthError
+from bot.api.schemas import ErrorPublic, HealthPublic
 from bot.api.routes import chat, conversations, feedback, health, model_versions, sentiment
 from bot.errors import (ConflictError, DatabaseUnavailableError, InputError, ModelLoadError, ModelNotFoundError, NotFoundError,
                         PayloadTooLargeError)
@@ -25,6 +26,14 @@ from bot.ratelimit import RateLimitedError, RateLimiter
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+# Every error a /v1 call can answer, documented in /openapi.json with its JSON body.
+ERROR_RESPONSES = {status: {"model": ErrorPublic, "description": what} for status, what in {
+    400: "malformed JSON, or a body that is not UTF-8", 401: "missing or invalid API key",
+    403: "the key lacks the admin scope", 404: "unknown id, model or endpoint", 409: "a replay or conflict",
+    413: "too many or too long texts", 422: "a wrong body or parameter", 429: "rate limited (see Retry-After)",
+    503: "the database or a model is unavailable (see Retry-After)"}.items()}
 
 
 def error(status: int, type_: str, message: str, headers: dict | None = None) -> JSONResponse:
@@ -49,6 +58,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req, exc: StarletteHTTPException):
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's words
+            return error(400, "invalid_json", "the request body is not valid JSON in UTF-8: send a JSON object")
         return error(exc.status_code, kind, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(AuthError)
@@ -111,12 +122,9 @@ def create_app(runtime: Runtime, *, ui: bool = True) -> FastAPI:
         HTTP_LATENCY.labels(path).observe(time.perf_counter() - started)
         return response
 
-    app.include_router(health.router)
-    app.include_router(sentiment.router)
-    app.include_router(chat.router)
-    app.include_router(conversations.router)
-    app.include_router(feedback.router)
-    app.include_router(model_versions.router)
+    app.include_router(health.router, responses={503: {"model": HealthPublic, "description": "the database is down"}})
+    for router in (sentiment.router, chat.router, conversations.router, feedback.router, model_versions.router):
+        app.include_router(router, responses=ERROR_RESPONSES)
 
     catch_all = "/v1/{path:path}"
 
@@ -128,9 +136,7 @@ def create_app(runtime: Runtime, *, ui: bool = True) -> FastAPI:
                 return error(405, "method_not_allowed", f"{request.method} is not allowed on /v1/{path}")
         return error(404, "not_found", f"no such endpoint: /v1/{path}")
     if ui:
-        import gradio as gr
+        from ui.app import mount_ui
 
-        from ui.app import build_ui
-
-        app = gr.mount_gradio_app(app, build_ui(runtime), path="/")
+        app = mount_ui(app, runtime)  # the staff UI at /, the open customer chat at /chat
     return app

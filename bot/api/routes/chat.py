@@ -59,7 +59,8 @@ def _error_event(exc: Exception) -> str:
     return f"data: {json.dumps({'error': {'type': 'generation_failed', 'message': str(exc)}})}\n\n"
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", responses={200: {"description": "a chat.completion, or with stream=true "
+                                                   "chat.completion.chunk events", "content": {"text/event-stream": {}}}})
 def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep, settings: SettingsDep, _scope: ScopeDep):
     for i, m in enumerate(body.messages):
         if len(m.text()) > settings.max_text_chars:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BeforeValidator
 
 from bot.api.auth import ScopeDep
 from bot.api.deps import DialogueDep, SessionDep
@@ -16,6 +19,16 @@ from storage.erasure import erase_conversation
 from storage.repositories import conversations as repo
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+
+
+def _iso_only(value):
+    """pydantic also takes numbers (unix time) and bare dates; the API promises ISO 8601 date-times."""
+    if not isinstance(value, datetime) and not re.match(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", str(value)):
+        raise ValueError("give an ISO 8601 date-time, e.g. 2026-01-31T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 @router.post("", response_model=ConversationId, status_code=201)
@@ -50,7 +63,7 @@ def get(conversation_id: str, session: SessionDep, _scope: ScopeDep):
 
 @router.get("", response_model=ConversationsPublic)
 def list_(session: SessionDep, _scope: ScopeDep, status: str | None = Query(None, pattern="^(open|escalated|closed)$"),
-          since: datetime | None = None, limit: int = Query(50, ge=1, le=repo.MAX_PAGE_SIZE),
+          since: IsoDateTime | None = None, limit: int = Query(50, ge=1, le=repo.MAX_PAGE_SIZE),
           cursor: str | None = Query(None, max_length=200)):
     page = repo.list_conversations(session, status=status, since=since, limit=limit, cursor=cursor)
     data = [conversation_public(c, with_messages=False) for c in page.items]
