@@ -1,56 +1,81 @@
-"""The Gradio UI (served at / next to the API). A thin client over the bot's services.
+"""The Gradio UI, served next to the API: a thin client over the bot's services.
 
-For now: the Sentiment page. Tabs for chat, agent inbox, dashboard and admin follow.
+    /       the staff UI: Chat, Agent inbox, Sentiment, Dashboard, Models & training (admin)
+    /chat   the customer chat alone, open without a login (settings.ui_open_chat)
+
+Logins (ui/auth.py) are on once a user exists; then `/` asks for one, agents see every
+tab but Models & training, and each handler checks the caller's role on the server.
 """
 
 from __future__ import annotations
 
-import html
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
 
 from bot.runtime import Runtime  # noqa: E402
+from ui.admin import build_admin_tab  # noqa: E402
+from ui.auth import Access  # noqa: E402
+from ui.chat import build_chat_tab  # noqa: E402
+from ui.dashboard import build_dashboard_tab  # noqa: E402
+from ui.inbox import build_inbox_tab  # noqa: E402
+from ui.sentiment import build_sentiment_tab  # noqa: E402
 
-EXAMPLES = ["The refund took forever", "这部电影很无聊。", "这部电影的剧情非常好。", "Where is my order?",
-            "Thanks, the replacement arrived and works great!"]
-
-
-def _render(result) -> str:
-    """Escaped HTML: a text can never inject markup into the page."""
-    rows = "".join(
-        f"<tr><td>{html.escape(label)}</td><td>{score:.3f}</td></tr>" for label, score in result.scores.items()
-    )
-    return (f"<p><b>{html.escape(result.label)}</b> ({result.score:.3f}) · language "
-            f"<code>{html.escape(result.language)}</code></p><table>{rows}</table>")
+TITLE = "supportbot"
+CSS = ".sb-history code { font-size: 0.8em; }"
 
 
-def build_ui(runtime: Runtime) -> gr.Blocks:
-    def classify(text: str):
-        if not text or not text.strip():
-            raise gr.Error("Type a text to classify.")
-        limit = runtime.settings.max_text_chars
-        if len(text) > limit:
-            raise gr.Error(f"The text has {len(text)} characters; the limit is {limit}.")
-        result = runtime.sentiment.classify([text], explain=True)[0]
-        # Scaled so the strongest word is fully coloured: with a confident label every
-        # single word moves the probability only a little.
-        top = max((abs(e["weight"]) for e in result.explanation or []), default=0.0) or 1.0
-        highlights = [(e["token"], e["weight"] / top) for e in result.explanation or []]
-        return _render(result), highlights, runtime.sentiment.version
+def build_ui(runtime: Runtime, access: Access | None = None) -> gr.Blocks:
+    """The staff UI (every tab). `access`: logins and roles (default: from settings)."""
+    access = access or Access(runtime.settings.ui_users_path)
+    with gr.Blocks(title=TITLE) as demo:
+        with gr.Row():
+            gr.Markdown("# supportbot\nCustomer-service chat on pretrained language models.")
+            who = gr.Markdown(elem_id="whoami")
+        with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
+            chat_load, chat_inputs, chat_outputs = build_chat_tab(runtime)
+        with gr.Tab("Agent inbox", id="inbox", elem_id="tab-inbox"):
+            inbox_load, inbox_inputs, inbox_outputs = build_inbox_tab(runtime, access)
+        with gr.Tab("Sentiment", id="sentiment", elem_id="tab-sentiment"):
+            build_sentiment_tab(runtime)
+        with gr.Tab("Dashboard", id="dashboard", elem_id="tab-dashboard") as dashboard_tab:
+            dashboard_show, dashboard_inputs, dashboard_outputs = build_dashboard_tab(runtime, access)
+        # Drawn when the tab is shown: plots in a hidden tab have no size to draw in.
+        dashboard_tab.select(dashboard_show, inputs=dashboard_inputs, outputs=dashboard_outputs,
+                             api_visibility="private")
+        with gr.Tab("Models & training", id="admin", elem_id="tab-admin") as admin_tab:
+            for fn, inputs, outputs in build_admin_tab(runtime, access):
+                admin_tab.select(fn, inputs=inputs, outputs=outputs, api_visibility="private")
 
-    with gr.Blocks(title="supportbot") as demo:
-        gr.Markdown("# supportbot\nCustomer-service chat on pretrained language models.")
-        with gr.Tab("Sentiment"):
-            text = gr.Textbox(label="Text (English or Chinese)", lines=3, elem_id="sentiment-text")
-            button = gr.Button("Classify", variant="primary", elem_id="sentiment-classify")
-            result = gr.HTML(elem_id="sentiment-result")
-            explanation = gr.HighlightedText(label="Which words drove the label (occlusion: probability drop without the word, scaled)",
-                                             color_map=None, show_legend=False)
-            version = gr.Textbox(label="Model version", interactive=False)
-            gr.Examples(EXAMPLES, inputs=text)
-            button.click(classify, inputs=text, outputs=[result, explanation, version], api_name="classify")
-            text.submit(classify, inputs=text, outputs=[result, explanation, version], api_name=False)
+        def whoami(request: gr.Request):
+            username = getattr(request, "username", None)
+            role = access.role(username)
+            text = f"Signed in as **{username}** ({role}) · [log out](logout)" if access.enabled else ""
+            return text, gr.update(visible=role == "admin")
+
+        demo.load(chat_load, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
+        demo.load(whoami, outputs=[who, admin_tab], api_visibility="private")
+        demo.load(inbox_load, inputs=inbox_inputs, outputs=inbox_outputs, api_visibility="private")
     return demo
+
+
+def build_customer_ui(runtime: Runtime) -> gr.Blocks:
+    """The customer chat alone (mounted at /chat)."""
+    with gr.Blocks(title=f"{TITLE} chat") as demo:
+        gr.Markdown("# Lumo Shop support\nAsk about orders, delivery, returns or your account — in English or 中文.")
+        chat_load, chat_inputs, chat_outputs = build_chat_tab(runtime)
+        demo.load(chat_load, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
+    return demo
+
+
+def mount_ui(app: FastAPI, runtime: Runtime) -> FastAPI:
+    """Mount /chat (when open) and the staff UI at / (with logins once users exist)."""
+    access = Access(runtime.settings.ui_users_path)
+    if runtime.settings.ui_open_chat:
+        app = gr.mount_gradio_app(app, build_customer_ui(runtime), path="/chat", css=CSS)
+    auth = access.check_login if access.enabled else None
+    return gr.mount_gradio_app(app, build_ui(runtime, access), path="/", auth=auth, css=CSS,
+                               auth_message="supportbot staff login (customers: use /chat)")

@@ -1,0 +1,112 @@
+"""UI logins and roles.
+
+Users live in one small file (`settings.ui_users_path`, default `<home>/ui_users`), one
+per line: `name:role:pbkdf2_sha256$iterations$salt$hash`. Only a salted PBKDF2 hash of a
+password is kept. `supportbot users add NAME --role agent|admin` writes it.
+
+While the file holds no user the staff UI is open (like the API without keys: the server
+then only listens on loopback); once it holds one, `/` asks for a login and each handler
+checks the caller's role on the server (a hidden tab is not a permission).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.errors import InputError
+
+ROLES = ("agent", "admin")
+ITERATIONS = 200_000  # PBKDF2-SHA256 rounds (OWASP 2023 recommends 600k; 200k keeps logins < 0.1 s on 2 cores)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    password_hash: str
+
+
+def hash_password(password: str, *, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
+    salt = salt or os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, iterations, salt, digest = stored.split("$")
+        if scheme != "pbkdf2_sha256":
+            return False
+        actual = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual.hex(), digest)
+
+
+def read_users(path: Path) -> dict[str, User]:
+    if not path.is_file():
+        return {}
+    users = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.strip().split(":")
+        if len(parts) != 3 or parts[1] not in ROLES:
+            raise InputError(f"{path}:{n}: expected name:role:hash with role agent or admin")
+        users[parts[0]] = User(*parts)
+    return users
+
+
+def _write(path: Path, users: dict[str, User]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{u.name}:{u.role}:{u.password_hash}\n" for u in users.values()), encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+def add_user(path: Path, name: str, role: str, password: str) -> User:
+    """Add a user or change an existing one's role and password."""
+    if not _NAME.match(name or ""):
+        raise InputError(f"invalid user name {name!r}: letters, digits and ._@- (up to 64)")
+    if role not in ROLES:
+        raise InputError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    if len(password or "") < 8:
+        raise InputError("the password needs at least 8 characters")
+    users = read_users(path)
+    users[name] = User(name, role, hash_password(password))
+    _write(path, users)
+    return users[name]
+
+
+def remove_user(path: Path, name: str) -> bool:
+    users = read_users(path)
+    if users.pop(name, None) is None:
+        return False
+    _write(path, users)
+    return True
+
+
+class Access:
+    """Who may do what in one running UI. `enabled` is decided when the UI is built."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.enabled = bool(read_users(path))
+
+    def check_login(self, username: str, password: str) -> bool:
+        user = read_users(self.path).get(username)  # re-read: removed users lose access at once
+        return user is not None and verify_password(password, user.password_hash)
+
+    def role(self, username: str | None) -> str | None:
+        """The caller's role; with logins off everyone is admin (loopback-only server)."""
+        if not self.enabled:
+            return "admin"
+        user = read_users(self.path).get(username or "")
+        return user.role if user else None

@@ -1,0 +1,233 @@
+"""The Chat tab: what a customer sees.
+
+Replies stream in; each bot reply lists its sources, each customer turn shows its
+sentiment; 👍/👎 (with an optional correction) on any bot reply goes to
+`runtime.feedback`. The conversation lives on the server: its id is put in the page's
+address (`?c=ID`), so a reload (or the id typed in) reopens it. While a person holds the
+conversation, the tab polls for their replies.
+"""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from bot.dialogue import TurnResult, conversation_public
+from bot.runtime import Runtime
+from storage.repositories import conversations as repo
+from ui.common import user_errors
+
+HANDOFF_TEXT = {"en": "I want to talk to a human", "zh": "我要转人工"}
+LANGUAGES = [("English", "en"), ("中文", "zh")]
+LABELS = {
+    "en": {"placeholder": "Type your question…", "status_escalated": "A person from our team will reply here.",
+           "status_open": "", "sources": "Sources", "sentiment": "sentiment"},
+    "zh": {"placeholder": "请输入您的问题…", "status_escalated": "人工客服会在这里回复您。",
+           "status_open": "", "sources": "来源", "sentiment": "情绪"},
+}
+POLL_S = 2.0  # how often an open chat looks for a person's replies
+
+# The address bar follows the conversation (a reload reopens it). Runs in the browser.
+SET_URL_JS = """(c) => { const u = new URL(window.location.href);
+  if (c) { u.searchParams.set('c', c); } else { u.searchParams.delete('c'); }
+  window.history.replaceState(null, '', u.toString()); return c; }"""
+
+
+def plain(text: str) -> str:
+    """What the Chatbot shows as plain text. With render_markdown=False it still renders
+    (sanitised) HTML, so every text is escaped: `<img …>` shows as those characters."""
+    return html.escape(text, quote=False)
+
+
+def render(conversation: dict, language: str = "en") -> tuple[list[dict], list[str | None]]:
+    """Chatbot messages (escaped plain text) and the id of the stored message behind
+    each, for feedback."""
+    words = LABELS.get(language, LABELS["en"])
+    messages, ids = [], []
+    for m in conversation["messages"]:
+        if m["role"] == "customer":
+            text = m["text"]
+            if m.get("sentiment"):
+                s = m["sentiment"]
+                text += f"\n\n({words['sentiment']}: {s['label']} {s['score']:.2f})"
+            messages.append({"role": "user", "content": plain(text)})
+        else:
+            text = m["text"]
+            if m["role"] == "agent":
+                text = f"[{m.get('agent') or 'agent'}] {text}"
+            if m.get("sources"):
+                text += f"\n\n{words['sources']}: " + "; ".join(f"{s['title']} [{s['id']}]" for s in m["sources"])
+            messages.append({"role": "assistant", "content": plain(text)})
+        ids.append(m["id"])
+    return messages, ids
+
+
+def load(runtime: Runtime, conversation_id: str) -> dict | None:
+    with runtime.sessions() as session:
+        c = repo.get_conversation(session, conversation_id=conversation_id)
+        return conversation_public(c) if c is not None else None
+
+
+def reply_choices(conversation: dict) -> list[tuple[str, str]]:
+    """The bot's and agents' replies, newest first, as (label, message id)."""
+    out = []
+    n = 0
+    for m in conversation["messages"]:
+        if m["role"] in ("bot", "agent"):
+            n += 1
+            preview = m["text"].replace("\n", " ")
+            out.append((f"#{n}: {preview[:70]}{'…' if len(preview) > 70 else ''}", m["id"]))
+    return out[::-1]
+
+
+def status_line(conversation: dict | None, language: str) -> str:
+    if conversation is None:
+        return ""
+    words = LABELS.get(language, LABELS["en"])
+    if conversation["status"] == "escalated":
+        return f"🧑‍💼 {words['status_escalated']}"
+    return ""
+
+
+def build_chat_tab(runtime: Runtime, *, prefix: str = "chat") -> None:
+    """The tab's components and events, inside the caller's gr.Blocks/gr.Tab."""
+
+    def view(conversation_id: str, language: str, state: dict):
+        conversation = load(runtime, conversation_id) if conversation_id else None
+        if conversation is None:
+            state.update(ids=[], count=0)
+            return [], gr.update(choices=[], value=None), "", state
+        messages, ids = render(conversation, language)
+        state.update(ids=ids, count=len(ids), status=conversation["status"])
+        choices = reply_choices(conversation)
+        return (messages, gr.update(choices=choices, value=choices[0][1] if choices else None),
+                status_line(conversation, language), state)
+
+    def send(text: str, conversation_id: str, language: str, state: dict):
+        if not text or not text.strip():
+            raise gr.Error("Type a message first.")
+        conversation_id = (conversation_id or "").strip()
+        with user_errors():
+            if not conversation_id or load(runtime, conversation_id) is None:
+                conversation_id = runtime.dialogue.create_conversation(channel="ui")
+            before = load(runtime, conversation_id)
+            messages, _ = render(before, language)
+            messages.append({"role": "user", "content": plain(text)})
+            state["busy"] = True
+            try:
+                partial = ""
+                for event in runtime.dialogue.stream_turn(conversation_id, text):
+                    if isinstance(event, TurnResult):
+                        break
+                    partial += event
+                    yield (messages + [{"role": "assistant", "content": plain(partial)}], conversation_id, "",
+                           gr.skip(), gr.skip(), state)
+            finally:
+                state["busy"] = False
+        out = view(conversation_id, language, state)
+        yield out[0], conversation_id, "", out[1], out[2], out[3]
+
+    def handoff(conversation_id: str, language: str, state: dict):
+        yield from send(HANDOFF_TEXT.get(language, HANDOFF_TEXT["en"]), conversation_id, language, state)
+
+    def open_conversation(conversation_id: str, language: str, state: dict):
+        conversation_id = (conversation_id or "").strip()
+        if conversation_id and load(runtime, conversation_id) is None:
+            raise gr.Error(f"No conversation {conversation_id!r}.")
+        return (conversation_id, *view(conversation_id, language, state))
+
+    def new_conversation(state: dict):
+        state.update(ids=[], count=0)
+        return "", [], gr.update(choices=[], value=None), "", state
+
+    def poll(conversation_id: str, language: str, state: dict):
+        """New messages from a person (or another tab) since the last render."""
+        if not conversation_id or state.get("busy"):
+            return gr.skip(), gr.skip(), gr.skip(), state
+        with runtime.sessions() as session:
+            c = repo.get_conversation(session, conversation_id=conversation_id)
+            count = len(c.messages) if c is not None else 0
+            status = c.status if c is not None else None
+        if count == state.get("count") and status == state.get("status"):
+            return gr.skip(), gr.skip(), gr.skip(), state
+        return view(conversation_id, language, state)
+
+    def rate(rating: str, message_id: str | None, correction: str, comment: str, sentiment_fix: str | None):
+        if not message_id:
+            raise gr.Error("There is no reply to rate yet.")
+        with user_errors():
+            feedback_id = runtime.feedback.record(
+                message_id=message_id, rating=rating, comment=(comment or "").strip() or None,
+                corrected_reply=(correction or "").strip() or None, corrected_sentiment=sentiment_fix or None)
+        return f"Thank you! Feedback saved ({'👍' if rating == 'up' else '👎'}).", "", "", None, feedback_id
+
+    def like(data: gr.LikeData, state: dict):
+        ids = state.get("ids") or []
+        index = data.index if isinstance(data.index, int) else data.index[0]
+        if not 0 <= index < len(ids):
+            raise gr.Error("That message is not stored yet.")
+        with user_errors():
+            runtime.feedback.record(message_id=ids[index], rating="up" if data.liked else "down")
+        gr.Info("Thank you for the feedback.")
+
+    state = gr.State({"ids": [], "count": 0, "busy": False})
+    with gr.Row():
+        language = gr.Radio(LANGUAGES, value="en", label="Language / 语言", elem_id=f"{prefix}-language", scale=2)
+        conversation_id = gr.Textbox(label="Conversation id (paste one to reopen it)", elem_id=f"{prefix}-conversation",
+                                     scale=3)
+        open_button = gr.Button("Open", elem_id=f"{prefix}-open", scale=0, min_width=80)
+        new_button = gr.Button("New conversation", elem_id=f"{prefix}-new", scale=0, min_width=120)
+    status = gr.Markdown(elem_id=f"{prefix}-status")
+    chatbot = gr.Chatbot(label="supportbot", elem_id=f"{prefix}-chatbot", height=420,
+                         render_markdown=False, sanitize_html=True, allow_tags=False)
+    with gr.Row():
+        message = gr.Textbox(show_label=False, placeholder=LABELS["en"]["placeholder"], lines=1, scale=5,
+                             elem_id=f"{prefix}-message")
+        send_button = gr.Button("Send", variant="primary", scale=0, min_width=90, elem_id=f"{prefix}-send")
+        person_button = gr.Button("Talk to a person / 转人工", scale=0, min_width=170, elem_id=f"{prefix}-person")
+    with gr.Accordion("Rate a reply / 评价回复", open=False, elem_id=f"{prefix}-feedback"):
+        with gr.Row():
+            target = gr.Dropdown(label="Reply", choices=[], scale=3, elem_id=f"{prefix}-feedback-target")
+            sentiment_fix = gr.Dropdown(["negative", "neutral", "positive"], label="My message's sentiment was really…",
+                                        value=None, scale=1, elem_id=f"{prefix}-feedback-sentiment")
+        correction = gr.Textbox(label="A better reply (optional)", lines=2, elem_id=f"{prefix}-correction")
+        comment = gr.Textbox(label="Comment (optional)", lines=1, elem_id=f"{prefix}-comment")
+        with gr.Row():
+            up = gr.Button("👍 Helpful", elem_id=f"{prefix}-up")
+            down = gr.Button("👎 Not helpful", elem_id=f"{prefix}-down")
+        feedback_status = gr.Markdown(elem_id=f"{prefix}-feedback-status")
+        feedback_id = gr.Textbox(visible=False)
+
+    turn_outputs = [chatbot, conversation_id, message, target, status, state]
+    for trigger, api_name in ((send_button.click, "chat_send"), (message.submit, None)):
+        trigger(send, inputs=[message, conversation_id, language, state], outputs=turn_outputs,
+                api_name=api_name, api_visibility="public" if api_name else "private", concurrency_limit=4,
+                ).then(None, inputs=conversation_id, js=SET_URL_JS)
+    person_button.click(handoff, inputs=[conversation_id, language, state], outputs=turn_outputs,
+                        api_name="chat_handoff", concurrency_limit=4).then(None, inputs=conversation_id, js=SET_URL_JS)
+    view_outputs = [chatbot, target, status, state]
+    open_button.click(open_conversation, inputs=[conversation_id, language, state],
+                      outputs=[conversation_id, *view_outputs], api_name="chat_open",
+                      ).then(None, inputs=conversation_id, js=SET_URL_JS)
+    new_button.click(new_conversation, inputs=state, outputs=[conversation_id, chatbot, target, status, state],
+                     api_visibility="private").then(None, inputs=conversation_id, js=SET_URL_JS)
+    language.change(lambda lang: gr.update(placeholder=LABELS[lang]["placeholder"]), inputs=language,
+                    outputs=message, api_visibility="private")
+    feedback_inputs = [target, correction, comment, sentiment_fix]
+    feedback_outputs = [feedback_status, correction, comment, sentiment_fix, feedback_id]
+    up.click(lambda *a: rate("up", *a), inputs=feedback_inputs, outputs=feedback_outputs, api_name="chat_feedback_up")
+    down.click(lambda *a: rate("down", *a), inputs=feedback_inputs, outputs=feedback_outputs,
+               api_name="chat_feedback_down")
+    chatbot.like(like, inputs=state, outputs=None, api_visibility="private")
+    timer = gr.Timer(POLL_S)
+    timer.tick(poll, inputs=[conversation_id, language, state], outputs=view_outputs, api_visibility="private",
+               show_progress="hidden", concurrency_limit=None)
+
+    def on_load(language: str, state: dict, request: gr.Request):
+        conversation_id = (request.query_params.get("c") or "").strip() if request is not None else ""
+        if conversation_id and load(runtime, conversation_id) is None:
+            conversation_id = ""
+        return (conversation_id, *view(conversation_id, language, state))
+
+    return on_load, [language, state], [conversation_id, *view_outputs]
