@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import prompting
+from bot import injection, prompting
 from bot.errors import InputError, NotFoundError
 from bot.escalation import EscalationPolicy, TurnSignals
 from bot.generation import GenerationError, GenerationParams, Generator
@@ -254,9 +254,12 @@ class DialogueEngine:
                 sources = [top.public()]
                 pieces: list[str] = []
                 failed = False
-                if generator is not None and language in self.config.generate_languages:
+                # a turn or an article that reads like an injection is answered without the model
+                screened = injection.suspicious(text) or injection.suspicious(top.title + "\n" + top.body)
+                if generator is not None and language in self.config.generate_languages and not screened:
                     try:
-                        for piece in self._generate(generator, history, text, top, language, upset, params):
+                        for piece in injection.guard(
+                                self._generate(generator, history, text, top, language, upset, params)):
                             pieces.append(piece)
                             yield piece
                         model_version = generator.name

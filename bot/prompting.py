@@ -71,8 +71,18 @@ def system_message(hits: list[Hit], *, language: str, upset: bool) -> str:
     if upset:
         parts.append(UPSET_TONE)
     for hit in hits:
-        parts.append(f"<article title=\"{hit.title}\">\n{hit.body}\n</article>")
+        title = _data(hit.title).replace('"', "'")  # a quote would end the attribute
+        parts.append(f"<article title=\"{title}\">\n{_data(hit.body)}\n</article>")
     return "\n\n".join(parts)
+
+
+_TAG = re.compile(r"<\s*/?\s*(article|system|instructions?)\b[^>]*>?", re.I)
+
+
+def _data(text: str) -> str:
+    """Article text stays inside its block: no tag in it can close the block or open a
+    new one."""
+    return _TAG.sub(" ", text)
 
 
 _SENTENCE = re.compile(r"[^.!?。！？]+[.!?。！？]*")
