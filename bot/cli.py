@@ -284,6 +284,37 @@ def cmd_keys(args) -> int:
     return 0
 
 
+def cmd_users(args) -> int:
+    """UI logins: `users add NAME --role agent|admin` (password from a prompt or stdin)."""
+    settings = _settings(args)
+    from ui.auth import add_user, read_users, remove_user
+
+    path = settings.ui_users_path
+    if args.action == "list":
+        for user in read_users(path).values():
+            print(f"{user.name}\t{user.role}")
+        return 0
+    if not args.name:
+        raise SupportbotError(f"users {args.action} needs a NAME")
+    if args.action == "remove":
+        if not remove_user(path, args.name):
+            raise SupportbotError(f"no UI user named {args.name!r} in {path}")
+        print(f"removed {args.name!r}", file=sys.stderr)
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise SupportbotError("the passwords differ")
+    user = add_user(path, args.name, args.role, password)
+    print(f"{user.name} ({user.role}) can log in to the UI; users are in {path} "
+          "(restart a running server after adding the first one)", file=sys.stderr)
+    return 0
+
+
 def cmd_models(args) -> int:
     settings = _settings(args)
     from bot.model_refs import PACKAGED, SHIPPED, resolve
@@ -512,6 +543,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", nargs="?")
     s.add_argument("--admin", action="store_true", help="admin scope")
     s.set_defaults(func=cmd_keys)
+
+    s = sub.add_parser("users", help="UI logins: add/remove/list users with role agent or admin")
+    _common(s)
+    s.add_argument("action", choices=["add", "remove", "list"])
+    s.add_argument("name", nargs="?")
+    s.add_argument("--role", choices=["agent", "admin"], default="agent")
+    s.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    s.set_defaults(func=cmd_users)
 
     s = sub.add_parser("models", help="packaged and shipped models; the versions each task serves")
     _common(s), _models(s)
