@@ -189,7 +189,9 @@ class RemoteGenerator:
         self.name = f"{model}@{base_url}"
         self.model = model
         self.context_tokens = context_tokens
-        self.client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout_s, max_retries=1)
+        # No retries: a retry after a timeout would double the time limit; the dialogue's
+        # fallback (the article's own answer) is the retry.
+        self.client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout_s, max_retries=0)
 
     def count_tokens(self, messages: list[dict]) -> int:
         return int(sum(len(m.get("content") or "") + 8 for m in messages) / self.CHARS_PER_TOKEN) + 1
