@@ -31,6 +31,19 @@ def since_for(period: str) -> datetime | None:
     return today - timedelta(days=days - 1)
 
 
+def every_day(days: list[dict], since: datetime | None) -> dict[str, dict]:
+    """Each day of the period (zeros on quiet days), so a line has a point per day."""
+    by_day = {d["day"]: d for d in days}
+    first = since.date() if since is not None else (
+        datetime.fromisoformat(days[0]["day"]).date() if days else datetime.now(UTC).date())
+    last = datetime.now(UTC).date()
+    out, day = {}, first
+    while day <= last:
+        out[day.isoformat()] = by_day.get(day.isoformat(), {})
+        day += timedelta(days=1)
+    return out
+
+
 def versions_table(runtime: Runtime) -> list[list]:
     with runtime.sessions() as session:
         data = versions_public(session, runtime.settings)
@@ -59,14 +72,13 @@ def dashboard(runtime: Runtime, period: str) -> tuple:
         intents = stats.top_intents(session, since=since)
         unanswered = stats.unanswered_questions(session, since=since, no_answer_texts=_texts("no_answer"),
                                                 handoff_texts=_texts("handoff"))
-    activity = pd.DataFrame([{"day": d["day"], "series": series, "count": d[key]} for d in days
-                             for series, key in (("conversations", "conversations"), ("messages", "messages"))],
+    activity = pd.DataFrame([{"day": day, "series": series, "count": d.get(series, 0)}
+                             for day, d in every_day(days, since).items() for series in ("conversations", "messages")],
                             columns=["day", "series", "count"])
     mix = pd.DataFrame(sentiment, columns=["day", "label", "count"])
     reasons = pd.DataFrame([{"reason": k, "conversations": v} for k, v in escalation["reasons"].items()],
                            columns=["reason", "conversations"])
-    ratings = pd.DataFrame([{**r, "rating": {"up": "👍 up", "down": "👎 down"}[r["rating"]]} for r in feedback],
-                           columns=["day", "rating", "count"])
+    ratings = pd.DataFrame(feedback, columns=["day", "rating", "count"])
     top = pd.DataFrame(intents, columns=["intent", "count"])
     up, down = totals.get("up", 0), totals.get("down", 0)
     summary = (f"**{escalation['conversations']}** conversations · **{sum(d['messages'] for d in days)}** messages · "
@@ -87,17 +99,18 @@ def build_dashboard_tab(runtime: Runtime, access: Access) -> None:
     summary = gr.Markdown(elem_id="dashboard-summary")
     with gr.Row():
         activity = gr.LinePlot(x="day", y="count", color="series", title="Conversations and messages per day",
-                               elem_id="plot-activity", height=260)
+                               elem_id="plot-activity", height=260, y_lim=[0, None], x_label_angle=-30)
         mix = gr.BarPlot(x="day", y="count", color="label", title="Sentiment of customer turns per day",
-                         color_map=SENTIMENT_COLOURS, elem_id="plot-sentiment", height=260)
+                         color_map=SENTIMENT_COLOURS, elem_id="plot-sentiment", height=260, y_lim=[0, None])
     with gr.Row():
         reasons = gr.BarPlot(x="reason", y="conversations", title="Escalations by reason", elem_id="plot-escalations",
-                             height=260)
-        ratings = gr.BarPlot(x="day", y="count", color="rating", title="👍 / 👎 per day", elem_id="plot-feedback",
-                             color_map={"👍 up": "#27ae60", "👎 down": "#c0392b"}, height=260)
+                             height=260, y_lim=[0, None])
+        ratings = gr.BarPlot(x="day", y="count", color="rating", title="Feedback per day (👍 up / 👎 down)",
+                             elem_id="plot-feedback", color_map={"up": "#27ae60", "down": "#c0392b"}, height=260,
+                             y_lim=[0, None])
     with gr.Row():
         intents = gr.BarPlot(x="intent", y="count", title="Top intents", elem_id="plot-intents", sort="-y",
-                             x_label_angle=-30, height=260)
+                             x_label_angle=-30, height=260, y_lim=[0, None])
         unanswered = gr.Dataframe(headers=["question", "times", "last asked"], datatype=["str", "number", "str"],
                                   interactive=False, wrap=True, label="Top unanswered questions",
                                   elem_id="dashboard-unanswered")
