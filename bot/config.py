@@ -94,10 +94,6 @@ class Settings(BaseSettings):
     # the staff UI at / asks for a login; the customer chat at /chat stays open (ui_open_chat).
     ui_users_file: Path | None = Field(None, description="UI users (name:role:salted hash); default: <home>/ui_users")
     ui_open_chat: bool = Field(True, description="serve the customer chat at /chat without a login")
-    # UI logins (`supportbot users add NAME --role agent|admin`): once the file holds a user,
-    # the staff UI at / asks for a login; the customer chat at /chat stays open (ui_open_chat).
-    ui_users_file: Path | None = Field(None, description="UI users (name:role:salted hash); default: <home>/ui_users")
-    ui_open_chat: bool = Field(True, description="serve the customer chat at /chat without a login")
 
     @field_validator("sentiment_model_zh", "intent_model", mode="before")
     @classmethod
@@ -125,10 +121,6 @@ class Settings(BaseSettings):
     @property
     def retrain_path(self) -> Path:
         return self.retrain_dir or self.home / "retrain"
-
-    @property
-    def ui_users_path(self) -> Path:
-        return self.ui_users_file or self.home / "ui_users"
 
     @property
     def ui_users_path(self) -> Path:
