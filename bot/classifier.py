@@ -105,7 +105,16 @@ class TextClassifier:
     meta: dict = field(default_factory=dict)
 
     @classmethod
-    def load(cls, ref: str, cache_dir: Path, *, batch_size: int = 32) -> "TextClassifier":
+    def load(cls, ref: str, cache_dir: Path, *, batch_size: int = 32, quantize: str = "none") -> "TextClassifier":
+        """`quantize`: "none" or "int8" (bot.quantization), applied after any adapter is merged."""
+        from bot.quantization import quantize_model
+
+        clf = cls._load(ref, cache_dir, batch_size)
+        clf.model = quantize_model(clf.model, quantize)
+        return clf
+
+    @classmethod
+    def _load(cls, ref: str, cache_dir: Path, batch_size: int) -> "TextClassifier":
         resolved = resolve(ref, cache_dir)
         if resolved.adapter:
             return cls._load_adapter(resolved, cache_dir, batch_size)

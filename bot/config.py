@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     max_texts_per_request: int = Field(256, ge=1)
     max_text_chars: int = Field(5000, ge=1)
     inference_batch_size: int = Field(32, ge=1)
+    # Serving speed (measured by scripts/bench_sentiment.py): concurrent sentiment calls are
+    # classified together, up to sentiment_batch_max_texts texts per model call; under
+    # concurrent load a batch waits up to sentiment_batch_wait_ms for more callers, a lone
+    # call never waits (bot/batching.py). int8: bot/quantization.py (off: it costs accuracy).
+    sentiment_micro_batching: bool = True
+    sentiment_batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="longest wait for other callers' texts")
+    sentiment_batch_max_texts: int = Field(64, ge=1)
+    sentiment_quantize: Literal["none", "int8"] = Field("none", description="none: fp32; int8: dynamic int8 linear layers")
     threads: int | None = Field(None, ge=1, description="torch threads; default: all cores")
     ui: bool = True
     # UI logins (`supportbot users add NAME --role agent|admin`): once the file holds a user,

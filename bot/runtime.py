@@ -132,7 +132,9 @@ class Runtime:
         if name == "sentiment":
             from bot.sentiment import SentimentService
 
-            return SentimentService.load(refs[0], refs[1], s.model_cache_dir, batch_size=s.inference_batch_size)
+            return SentimentService.load(refs[0], refs[1], s.model_cache_dir, batch_size=s.inference_batch_size,
+                                         quantize=s.sentiment_quantize, batch_max_texts=s.sentiment_batch_max_texts,
+                                         batch_wait_ms=s.sentiment_batch_wait_ms if s.sentiment_micro_batching else None)
         if name == "intent":
             from bot.intent import IntentService
 

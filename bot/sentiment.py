@@ -3,6 +3,11 @@
 Texts are routed by language: Chinese (and Japanese, which shares the script) go to the
 Chinese model when one is configured, everything else to the default model. Each model's
 label set is read from the model itself.
+
+A service loaded for a server (`batch_wait_ms` given) runs concurrent callers' texts
+through each model together (bot.batching.MicroBatcher, one per model, so English texts
+never queue behind a Chinese batch). Requests of `batch_max_texts` texts or more are
+batches already: they run in the caller's thread, so they never hold up short ones.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bot.batching import MicroBatcher
 from bot.classifier import Classifier, TextClassifier
 from bot.language import detect_language, is_cjk
 
@@ -45,15 +51,36 @@ class SentimentResult:
 class SentimentService:
     default: Classifier
     routes: dict[str, Classifier] = field(default_factory=dict)  # language -> classifier
+    batchers: dict[int, MicroBatcher] = field(default_factory=dict, repr=False)  # id(classifier) -> its batcher
 
     @classmethod
-    def load(cls, model: str, model_zh: str | None, cache_dir: Path, *, batch_size: int = 32) -> "SentimentService":
-        default = TextClassifier.load(model, cache_dir, batch_size=batch_size)
+    def load(cls, model: str, model_zh: str | None, cache_dir: Path, *, batch_size: int = 32,
+             quantize: str = "none", batch_wait_ms: float | None = None, batch_max_texts: int = 64,
+             batch_max_queue: int = 256) -> "SentimentService":
+        """`quantize`: see bot.quantization; `batch_wait_ms`: micro-batch concurrent calls
+        (None: classify each call on its own, as the CLI does)."""
+        default = TextClassifier.load(model, cache_dir, batch_size=batch_size, quantize=quantize)
         routes = {}
         if model_zh and model_zh != model:
-            zh = TextClassifier.load(model_zh, cache_dir, batch_size=batch_size)
+            zh = TextClassifier.load(model_zh, cache_dir, batch_size=batch_size, quantize=quantize)
             routes = {"zh": zh, "ja": zh}
-        return cls(default, routes)
+        service = cls(default, routes)
+        if batch_wait_ms is not None:
+            service.with_batching(max_wait_ms=batch_wait_ms, max_items=batch_max_texts, max_queue=batch_max_queue)
+        return service
+
+    def with_batching(self, **options) -> "SentimentService":
+        """Run the texts of concurrent `classify` calls through each model together
+        (MicroBatcher options)."""
+        for clf in {id(c): c for c in [self.default, *self.routes.values()]}.values():
+            self.batchers[id(clf)] = MicroBatcher(clf.predict_proba, name=f"batcher-{clf.name}", **options)
+        return self
+
+    def _predict_proba(self, clf: Classifier, texts: list[str]) -> np.ndarray:
+        batcher = self.batchers.get(id(clf))
+        if batcher is None or len(texts) >= batcher.max_items:
+            return clf.predict_proba(texts)
+        return np.asarray(batcher.submit(texts))
 
     @property
     def version(self) -> str:
@@ -77,7 +104,7 @@ class SentimentService:
             classifiers[id(clf)] = clf
         for key, idx in groups.items():
             clf = classifiers[key]
-            proba = clf.predict_proba([texts[i] for i in idx])
+            proba = self._predict_proba(clf, [texts[i] for i in idx])
             labels = [normalise_label(l) for l in clf.labels]
             for row, i in zip(proba, idx):
                 results[i] = _result(labels, row, languages[i])
