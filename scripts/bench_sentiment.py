@@ -344,7 +344,7 @@ def main() -> int:
     ap.add_argument("--quantize", choices=["none", "int8"], default=None,
                     help="the server's sentiment_quantize (default: the configured one)")
     ap.add_argument("--batch-wait-ms", type=float, default=None, help="the server's sentiment_batch_wait_ms")
-    ap.add_argument("--parts", default="throughput,latency,concurrency")
+    ap.add_argument("--parts", default="throughput,latency,concurrency", help="comma list of the parts to run")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "var/bench", help="merged models for the baseline")
     ap.add_argument("--json", type=Path, default=ROOT / "runs/bench-sentiment.json")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
