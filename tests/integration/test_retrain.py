@@ -44,6 +44,7 @@ RETRAIN_ENV = {
     "SUPPORTBOT_SENTIMENT_MODEL_ZH": "none",
     "SUPPORTBOT_INTENT_MODEL": "none",
     "SUPPORTBOT_THREADS": "1",
+    "SUPPORTBOT_RATE_LIMIT_PER_MINUTE": "0",  # the test is one busy client
 }
 
 
@@ -182,3 +183,44 @@ def test_a_second_run_while_one_holds_the_lock_is_refused(world, capsys):
     with retrain_lock(settings.retrain_path):
         assert cli(["retrain"]) == 2
     assert "another retrain is running" in capsys.readouterr().err
+
+
+def test_a_retrain_killed_mid_run_changes_nothing_and_the_next_run_recovers(world):
+    """kill -9 of a real `supportbot retrain` process while it trains: the active version and
+    the server's answers stay; the next run marks the killed one and uses its data."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    url, runtime = world["url"], world["runtime"]
+    for text in pattern(TAILS[2:3]):  # 12 new corrections nobody has used yet
+        correct(url, customer_turn(url, text)["message_id"], "negative")
+    with runtime.sessions() as session:
+        active_before = model_versions.get_active_model_version(session, task="sentiment").id
+    answers = labels_of(url, PROBES + ["the phone is great", "where is my order"])
+
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "retrain", "--task", "sentiment"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+
+    def running_run():
+        with runtime.sessions() as session:
+            return session.query(RetrainRun).filter(RetrainRun.status == "running").one_or_none()
+
+    assert wait_for(lambda: running_run() is not None or proc.poll() is not None, timeout=120)
+    killed = running_run()
+    assert killed is not None and proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    with runtime.sessions() as session:
+        assert model_versions.get_active_model_version(session, task="sentiment").id == active_before
+    time.sleep(1)
+    assert labels_of(url, PROBES + ["the phone is great", "where is my order"]) == answers
+
+    assert cli(["retrain", "--task", "sentiment"]) == 0  # the lock died with the process
+    with runtime.sessions() as session:
+        assert session.get(RetrainRun, killed.id).status == "killed"
+        latest = session.query(RetrainRun).filter(RetrainRun.task == "sentiment").order_by(
+            RetrainRun.started_at.desc()).first()
+        assert latest.status in ("promoted", "rejected") and latest.details["new_rows"] == 12
