@@ -29,10 +29,16 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
+from bot.errors import ConflictError
 from storage.models import DEFAULT_ROUTE, EXPORT_KINDS, Export, Feedback, Message, check_choice, utcnow
 
 CONTEXT_MESSAGES = 8  # earlier messages kept before an exported chat reply
 ROLE = {"customer": "user", "bot": "assistant", "agent": "assistant"}
+
+
+class ExportEdited(ConflictError):
+    """An export file no longer matches its record (edited by hand): erasing from it could
+    remove the wrong rows, so nothing is erased (the API answers 409, the CLI exits 2)."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +266,7 @@ def scrub_exports(session: Session, conversation_ids: set[str]) -> int:
         if path.is_file():
             data = parse(record.what, path.read_bytes())
             if len(data) != len(owners):
-                raise RuntimeError(f"export {path} has {len(data)} rows but {len(owners)} recorded; "
+                raise ExportEdited(f"export {path} has {len(data)} rows but {len(owners)} recorded; "
                                    "it was edited by hand: delete it or restore it before erasing")
             content = render(record.what, [data[i] for i in keep])
         plans.append((record, path, owners, keep, content))

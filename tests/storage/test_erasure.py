@@ -146,7 +146,7 @@ def test_an_export_edited_by_hand_stops_the_erasure_before_anything_changes(rt, 
     extra = "a row added by hand,positive\n" if edited == "sentiment" else '{"messages": []}\n'
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(extra)
-    with pytest.raises(RuntimeError, match="edited by hand"):
+    with pytest.raises(exports.ExportEdited, match="edited by hand"):
         with rt.sessions.begin() as s:
             erasure.erase_conversation(s, conversation_id=world["a"])
     assert counts(rt, world["a"], world["fb_a"])["conversations"] == 1
