@@ -209,7 +209,7 @@ def cmd_db(args) -> int:
     from datetime import datetime, timedelta, UTC
 
     from bot.runtime import Runtime
-    from finetune.retrain import ROUTE_LANGUAGES
+    from bot.sentiment import ROUTE_LANGUAGES
     from storage.export import export_training_set
 
     since = datetime.now(UTC) - timedelta(days=args.since_days) if args.since_days else None

@@ -105,13 +105,12 @@ class Runtime:
     def served_refs(self) -> dict[tuple[str, str], str | None]:
         """(task, route) -> the model reference that should serve it: the active
         version's path, else the configured default."""
+        from bot.versions import configured_ref, configured_routes
+        from storage.models import TASKS
         from storage.repositories.model_versions import active_model_versions
 
         s = self.settings
-        refs = {("sentiment", "default"): s.sentiment_model, ("intent", "default"): s.intent_model,
-                ("chat", "default"): s.chat_model}
-        if s.sentiment_model_zh:
-            refs[("sentiment", "zh")] = s.sentiment_model_zh
+        refs = {(task, route): configured_ref(s, task, route) for task in TASKS for route in configured_routes(s, task)}
         try:
             with self.sessions() as session:
                 for key, version in active_model_versions(session).items():

@@ -21,9 +21,11 @@ import numpy as np
 
 from bot.batching import MicroBatcher
 from bot.classifier import Classifier, TextClassifier
-from bot.language import detect_language, is_cjk
+from bot.language import detect_language
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
+# The languages each extra route serves; the default model takes every other language.
+ROUTE_LANGUAGES: dict[str, tuple[str, ...]] = {"zh": ("zh", "ja")}  # Japanese shares the script
 _ALIASES = {"neg": "negative", "pos": "positive", "neu": "neutral", "0": "negative", "1": "positive"}
 
 
@@ -63,7 +65,7 @@ class SentimentService:
         routes = {}
         if model_zh and model_zh != model:
             zh = TextClassifier.load(model_zh, cache_dir, batch_size=batch_size, quantize=quantize)
-            routes = {"zh": zh, "ja": zh}
+            routes = {language: zh for language in ROUTE_LANGUAGES["zh"]}
         service = cls(default, routes)
         if batch_wait_ms is not None:
             service.with_batching(max_wait_ms=batch_wait_ms, max_items=batch_max_texts, max_queue=batch_max_queue)

@@ -35,12 +35,12 @@ import sqlalchemy as sa
 
 from bot.config import Settings
 from bot.errors import SupportbotError
+from bot.sentiment import ROUTE_LANGUAGES  # which languages each model route serves
 from storage import export as exports
-from storage.models import DEFAULT_ROUTE, Export, RetrainRun, utcnow
+from storage.models import DEFAULT_ROUTE, TASKS, Export, RetrainRun, utcnow
 
 log = logging.getLogger(__name__)
 
-ROUTE_LANGUAGES = {"zh": {"zh", "ja"}}  # sentiment: the Chinese model serves Chinese (and Japanese)
 FINISHED = ("promoted", "rejected")
 SEED = 1234
 
@@ -83,14 +83,12 @@ def retrain_lock(directory: Path) -> Iterator[None]:
 
 
 def plan(settings: Settings, tasks: list[str] | None) -> list[tuple[str, str]]:
-    """(task, route) pairs to consider, in order."""
-    pairs = [("sentiment", DEFAULT_ROUTE)]
-    if settings.sentiment_model_zh:
-        pairs.append(("sentiment", "zh"))
-    if settings.intent_model:
-        pairs.append(("intent", DEFAULT_ROUTE))
-    if settings.chat_backend == "local":
-        pairs.append(("chat", DEFAULT_ROUTE))
+    """(task, route) pairs to consider, in order: every configured one (chat only while
+    generation is local: a remote server's model is not ours to train)."""
+    from bot import versions
+
+    pairs = [(task, route) for task in TASKS for route in versions.configured_routes(settings, task)
+             if versions.configured_ref(settings, task, route) and not (task == "chat" and settings.chat_backend != "local")]
     return [p for p in pairs if not tasks or p[0] in tasks or f"{p[0]}/{p[1]}" in tasks]
 
 

@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
@@ -54,7 +54,7 @@ class ExportRow:
         return self.data["text"]
 
 
-def _in_route(language: str | None, route: str, route_languages: dict[str, set[str]]) -> bool:
+def _in_route(language: str | None, route: str, route_languages: dict[str, Collection[str]]) -> bool:
     """Route "default" takes every language no other route claims."""
     if route == DEFAULT_ROUTE:
         return not any(language in langs for r, langs in route_languages.items() if r != DEFAULT_ROUTE)
@@ -73,7 +73,7 @@ def _customer_turn(session: Session, message: Message) -> Message | None:
 
 
 def collect_label_rows(session: Session, *, what: str, since: datetime | None = None, route: str = DEFAULT_ROUTE,
-                       route_languages: dict[str, set[str]] | None = None,
+                       route_languages: dict[str, Collection[str]] | None = None,
                        confirmed_min_score: float | None = None) -> list[ExportRow]:
     """Corrected labels (sentiment or intent) of customer turns since `since`."""
     column = Feedback.corrected_sentiment if what == "sentiment" else Feedback.corrected_intent
@@ -155,7 +155,7 @@ def collect_chat_rows(session: Session, *, since: datetime | None = None) -> lis
 
 
 def collect_rows(session: Session, *, what: str, since: datetime | None = None, route: str = DEFAULT_ROUTE,
-                 route_languages: dict[str, set[str]] | None = None,
+                 route_languages: dict[str, Collection[str]] | None = None,
                  confirmed_min_score: float | None = None) -> list[ExportRow]:
     """What storage holds for one training task since `since`, deduplicated (the newest
     row for a text or a conversation wins), oldest first."""
@@ -223,20 +223,12 @@ def write_export(session: Session, *, what: str, rows: list[ExportRow], path: st
 
 
 def export_training_set(session: Session, *, what: str, path: str | Path, since: datetime | None = None,
-                        route: str = DEFAULT_ROUTE, route_languages: dict[str, set[str]] | None = None,
+                        route: str = DEFAULT_ROUTE, route_languages: dict[str, Collection[str]] | None = None,
                         confirmed_min_score: float | None = None) -> Export:
     """`supportbot db export`: collect and write one training set."""
     rows = collect_rows(session, what=what, since=since, route=route, route_languages=route_languages,
                         confirmed_min_score=confirmed_min_score)
     return write_export(session, what=what, rows=rows, path=path, route=route, since=since)
-
-
-def last_until(session: Session, *, what: str, route: str = DEFAULT_ROUTE, consumed_only: bool = True) -> datetime | None:
-    """The newest source time a retrain has already used for this task and route."""
-    query = sa.select(sa.func.max(Export.until)).where(Export.what == what, Export.route == route)
-    if consumed_only:
-        query = query.where(Export.retrain_run_id.is_not(None))
-    return session.scalar(query)
 
 
 def list_exports(session: Session, *, what: str | None = None) -> list[Export]:

@@ -144,7 +144,8 @@ def delete_conversation(session: Session, *, conversation_id: str) -> bool:
 
 def purge_conversations(session: Session, *, older_than: datetime) -> int:
     """Erase conversations with no activity (updated_at) since `older_than`, with their
-    messages and feedback. Returns how many conversations went."""
+    messages and feedback. Returns how many conversations went. This leaves export files
+    alone: to erase a customer's data everywhere use storage.erasure.purge."""
     result = session.execute(
         sa.delete(Conversation)
         .where(Conversation.updated_at < older_than)

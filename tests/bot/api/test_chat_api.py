@@ -7,7 +7,6 @@ import json
 
 import openai
 import pytest
-from fastapi.testclient import TestClient
 
 from bot.api.app import create_app
 from bot.generation import GenerationParams, RemoteGenerator
@@ -21,12 +20,6 @@ def runtime(tmp_path):
     rt = make_runtime(tmp_path / "a")
     yield rt
     rt.close()
-
-
-@pytest.fixture
-def client(runtime):
-    with TestClient(create_app(runtime, ui=False)) as c:
-        yield c
 
 
 def sse_events(response) -> list:

@@ -4,9 +4,7 @@ real SQLite file; adapters are tiny fake directories."""
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from bot.api.app import create_app
 from bot.api.schemas import ModelVersionPublic, TaskVersionsPublic
 from bot.config import settings_with
 from bot.runtime import Runtime
@@ -20,12 +18,6 @@ def runtime(tmp_path):
     rt = Runtime.start(settings_with(home=tmp_path / "home", intent_model="none"))
     yield rt
     rt.close()
-
-
-@pytest.fixture
-def client(runtime):
-    with TestClient(create_app(runtime, ui=False)) as c:
-        yield c
 
 
 def register(runtime, tmp_path, name="sentiment-v9", task="sentiment") -> str:

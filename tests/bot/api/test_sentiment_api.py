@@ -28,12 +28,6 @@ def runtime(tmp_path):
     runtime.close()
 
 
-@pytest.fixture
-def client(runtime):
-    with TestClient(create_app(runtime, ui=False)) as client:  # server errors raise in the test
-        yield client
-
-
 def assert_error(response, status: int, type_: str) -> str:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
