@@ -191,3 +191,19 @@ def test_an_agent_message_on_a_closed_or_missing_conversation(env):
     client, cid, _ = env
     r = client.post(f"/v1/conversations/{cid}/agent-messages", json={"text": "hi", "agent": "ana\x00"})
     assert r.status_code in (201, 422)  # a name with a NUL is refused or stored, never a 500
+
+
+def test_a_since_with_no_utc_equivalent_is_a_422_not_a_500(tmp_path):
+    """Found by the schemathesis run: year 1 at +03:00 is before the first UTC instant."""
+    from fastapi.testclient import TestClient
+
+    from bot.api.app import create_app
+    from fixtures.dialogue import make_runtime
+
+    runtime = make_runtime(tmp_path)
+    with TestClient(create_app(runtime, ui=False)) as client:
+        for since in ("0001-01-01T00:01:00+03:00", "9999-12-31T23:59:00-05:00"):
+            r = client.get("/v1/conversations", params={"since": since})
+            assert r.status_code == 422 and "out of range" in r.json()["error"]["message"], r.text
+        assert client.get("/v1/conversations", params={"since": "2026-01-01T00:00:00+03:00"}).status_code == 200
+    runtime.close()
