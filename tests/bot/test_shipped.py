@@ -35,8 +35,8 @@ def test_shipped_adapter_weights_include_the_head(name):
     with safe_open(str(SHIPPED_DIR / name / "adapter_model.safetensors"), "pt") as f:
         keys = list(f.keys())
     assert any("lora_A" in k for k in keys) and any("lora_B" in k for k in keys)
-    if name.startswith("chat-"):  # a causal LM keeps its own head: LoRA weights only, fp16, rank 12
-        assert (SHIPPED_DIR / name / "adapter_model.safetensors").stat().st_size < 8_000_000
+    if name.startswith("chat-"):  # a causal LM keeps its own head: LoRA weights only, fp16
+        assert (SHIPPED_DIR / name / "adapter_model.safetensors").stat().st_size < 5_000_000
         return
     assert any(k.split(".")[-2] in ("classifier", "score") or ".modules_to_save." in k or "classifier" in k or "score" in k
                for k in keys), "the classification head must be saved with the adapter"
