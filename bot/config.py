@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     chat_context_tokens: int = Field(2048, ge=256, description="prompt + reply token budget")
     chat_max_tokens: int = Field(160, ge=1, le=4096, description="default reply length limit")
     chat_timeout_s: float = Field(60.0, gt=0, description="time limit for one reply")
+    # Local model: greedy replies written at the same time are decoded together
+    # (bot.continuous_batching); each one reserves a context window of KV cache
+    # (~46 KB per token for SmolLM2-135M: 8 x 2048 tokens = 0.75 GB).
+    chat_batch_requests: int = Field(8, ge=1, le=64, description="replies decoded together; 1: one at a time")
     chat_generate_languages: str = Field(
         "en", description="languages the chat model writes (comma list); others get the article's own sentences")
     answer_threshold: float = Field(0.35, ge=0, le=1, description="retrieval score needed to answer")

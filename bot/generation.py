@@ -67,15 +67,29 @@ def apply_stops(pieces: Iterable[str], stops: list[str]) -> Iterator[str]:
 
 class LocalGenerator:
     """A transformers causal LM with its chat template (optionally a supportbot chat
-    adapter, merged at load). One generation runs at a time per model."""
+    adapter, merged at load).
 
-    def __init__(self, name: str, tokenizer, model, *, context_tokens: int = 2048):
+    With `batch_requests` > 1, greedy replies written at the same time are decoded
+    together (bot.continuous_batching); otherwise, and for sampled replies, one
+    `model.generate` runs at a time."""
+
+    def __init__(self, name: str, tokenizer, model, *, context_tokens: int = 2048, batch_requests: int = 1):
         self.name, self.tokenizer, self.model = name, tokenizer, model
         self.context_tokens = min(context_tokens, getattr(model.config, "max_position_embeddings", context_tokens))
         self._lock = threading.Lock()
+        self.batcher = None
+        if batch_requests > 1:
+            from bot.continuous_batching import ContinuousBatcher
+
+            self.batcher = ContinuousBatcher(model, tokenizer, context_tokens=self.context_tokens,
+                                             max_requests=batch_requests)
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
 
     @classmethod
-    def load(cls, ref: str, cache_dir: Path, *, context_tokens: int = 2048) -> "LocalGenerator":
+    def load(cls, ref: str, cache_dir: Path, *, context_tokens: int = 2048, batch_requests: int = 1) -> "LocalGenerator":
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -105,7 +119,7 @@ class LocalGenerator:
             raise ModelLoadError(f"chat model {ref!r} has no chat template: use an instruct/chat model")
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        return cls(ref, tokenizer, model.eval(), context_tokens=context_tokens)
+        return cls(ref, tokenizer, model.eval(), context_tokens=context_tokens, batch_requests=batch_requests)
 
     def encode(self, messages: list[dict]):
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
@@ -118,6 +132,10 @@ class LocalGenerator:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         enc = self.encode(messages)
+        budget = max(1, min(params.max_tokens, self.context_tokens - enc["input_ids"].shape[1]))
+        if self.batcher is not None and params.temperature == 0:
+            yield from self._stream_batched(enc["input_ids"][0].tolist(), budget, params)
+            return
         cancel = threading.Event()
 
         class _Cancel(StoppingCriteria):
@@ -126,7 +144,6 @@ class LocalGenerator:
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True,
                                         timeout=params.timeout_s + 5)
-        budget = max(1, min(params.max_tokens, self.context_tokens - enc["input_ids"].shape[1]))
         kwargs = dict(**enc, max_new_tokens=budget, streamer=streamer, max_time=params.timeout_s,
                       stopping_criteria=StoppingCriteriaList([_Cancel()]), pad_token_id=self.tokenizer.pad_token_id)
         if params.temperature > 0:
@@ -157,6 +174,18 @@ class LocalGenerator:
         thread.join(timeout=params.timeout_s + 5)
         if failure:
             raise GenerationError(f"local generation failed: {failure[0]}") from failure[0]
+
+
+    def _stream_batched(self, input_ids: list[int], budget: int, params: GenerationParams) -> Iterator[str]:
+        from bot.continuous_batching import BatchingError
+
+        pieces = self.batcher.stream(input_ids, max_new_tokens=budget, timeout_s=params.timeout_s)
+        try:
+            yield from apply_stops(pieces, params.stop)
+        except BatchingError as exc:
+            raise GenerationError(str(exc)) from exc
+        finally:
+            pieces.close()  # cancels the reply if it is still being written
 
 
 def _pieces(streamer) -> Iterator[str]:

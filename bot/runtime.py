@@ -182,12 +182,17 @@ class Runtime:
             log.info("loading the newly active %s model: %s", name, ", ".join(r for r in refs if r))
             service = self._build(name, refs)
             with self._lock:
+                old = getattr(self, f"_{name}", None)
                 setattr(self, f"_{name}", service if service is not None else _NONE)
                 self._loaded_refs[name] = refs
                 if self._dialogue is not None and self._dialogue is not _NONE:
                     attr = {"sentiment": "sentiment", "intent": "intent", "generator": "generator"}[name]
                     setattr(self._dialogue, attr, service)
             log.info("now serving %s: %s", name, ", ".join(r for r in refs if r))
+            if hasattr(old, "close"):  # after the replies it is still writing
+                closer = threading.Timer(self.settings.chat_timeout_s + 5, old.close)
+                closer.daemon = True
+                closer.start()
         except Exception as exc:  # noqa: BLE001 - keep serving the previous model
             self._swap_failed[(name, refs)] = time.monotonic()
             log.error("could not load the newly active %s model %s (the previous one keeps serving): %s",
@@ -239,7 +244,8 @@ class Runtime:
         if s.chat_backend == "remote":
             return RemoteGenerator(s.chat_remote_url, s.chat_remote_model, api_key=s.chat_remote_key,
                                    context_tokens=s.chat_context_tokens, timeout_s=s.chat_timeout_s)
-        return LocalGenerator.load(ref, s.model_cache_dir, context_tokens=s.chat_context_tokens)
+        return LocalGenerator.load(ref, s.model_cache_dir, context_tokens=s.chat_context_tokens,
+                                   batch_requests=s.chat_batch_requests)
 
     def knowledge(self):
         """The retrieval index, rebuilt when articles were imported or edited (checked at
@@ -314,6 +320,8 @@ class Runtime:
         }
 
     def close(self) -> None:
+        if hasattr(self._generator, "close"):
+            self._generator.close()
         self.engine.dispose()
 
 
