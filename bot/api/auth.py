@@ -57,6 +57,16 @@ def _scope_of(key: str, runtime, session: Session) -> str | None:
 
 def caller_scope(request: Request, runtime: RuntimeDep, session: SessionDep) -> str:
     """'open' when no keys exist, else the scope of the presented key (401 without one)."""
+    scope = _authenticate(request, runtime, session)
+    # End the lookup's transaction here (committing last_used_at): else the request would hold
+    # a pooled connection until it ends (and, once last_used_at is written, SQLite's write
+    # lock) while a turn opens sessions of its own. 64 concurrent streamed turns exhausted
+    # the pool that way (scripts/bench_load.py).
+    session.commit()
+    return scope
+
+
+def _authenticate(request: Request, runtime, session: Session) -> str:
     if not auth_required(runtime, session):
         _rate_limit(request, "client:" + (request.client.host if request.client else "unknown"))
         return "open"
