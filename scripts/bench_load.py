@@ -35,11 +35,13 @@ Generation. --generator stub (the default) points the server's chat backend
 that this script starts, which streams a short fixed reply at once: what is measured is
 the conversation API, the models that classify and retrieve, and the storage, which is
 what the load target is about. --generator local is the shipped chat model
-(SmolLM2-135M + chat-bitext), one generation at a time: on the 2-core development machine
-a short run (--clients 4 --turns 4) took about 2.2 s of generation per English turn at
---max-tokens 12, so 64 x 20 turns (640 English ones) would take about 24 minutes per
-database, with 32 English customers queued for the one model (about 70 s each turn,
-beyond chat_timeout_s: many replies would fall back to the article). Hence stub by default.
+(SmolLM2-135M + chat-bitext; up to chat_batch_requests replies decoded together). On the
+2-core development machine short runs (--clients 4 --turns 4; --clients 16 --turns 3,
+8 English customers at once) took 2.2-2.4 s of wall time per English turn at
+--max-tokens 12, batched or not (the CPU is the limit), so 64 x 20 turns (640 English
+ones) would take about 25 minutes per database, and with 32 English customers waiting
+for the model a turn would take about 75 s, beyond chat_timeout_s (60 s): many replies
+would fall back to the article. Hence stub by default.
 Chinese turns are answered from the article without generation in both modes
 (chat_generate_languages=en).
 
