@@ -15,8 +15,9 @@ SQLite file, or PostgreSQL 15: a throwaway cluster that this script starts and d
 Each of --clients customers (half English, half Chinese; asyncio + httpx, each its own
 connection) sends --turns short questions one after another, all customers at once. The
 questions come from scripts/data/kb_questions.jsonl (those with an answer in the demo
-knowledge base, no PII, no request for a person), so the bot answers instead of handing
-over. A turn is POST /v1/chat/completions with stream=true and a small max_tokens (the
+knowledge base, no PII, no request for a person, no threat to leave), so the bot mostly
+answers; a conversation the escalation rules still hand to a person (two negative turns
+in a row) keeps storing the customer's turns without a reply: "held" in the table. A turn is POST /v1/chat/completions with stream=true and a small max_tokens (the
 first turn creates the conversation, later ones send its conversation_id); --endpoint
 completions (no streaming) and messages (POST /v1/conversations/{id}/messages) are the
 other ways in. Per turn: the time from sending to the last byte (and to the first byte
