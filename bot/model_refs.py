@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import importlib.util
 import logging
 import re
@@ -130,11 +131,27 @@ def packaged_path(name: str, cache_dir: Path, *, convert: bool = True) -> Path:
         return path
     target = Path(cache_dir) / name
     if (target / ".complete").is_file():
+        _drop_gguf_quantization_config(target)
         return target
     if not convert:
         raise ModelNotFoundError(f"packaged model {name!r} is not converted yet: run `supportbot models prepare`")
     _convert_gguf(name, spec, target)
     return target
+
+
+def _drop_gguf_quantization_config(target: Path) -> None:
+    """Copies converted before this was fixed still say "quantized with GGUF": repair in place."""
+    config_file = target / "config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # loading reports it
+    if (config.get("quantization_config") or {}).get("quant_method") != "gguf":
+        return
+    del config["quantization_config"]
+    partial = config_file.with_name("config.json.partial")
+    partial.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    partial.replace(config_file)  # atomic: a concurrent reader sees the old or the new file
 
 
 @contextlib.contextmanager
@@ -178,6 +195,10 @@ def _convert_gguf(name: str, spec: PackagedModel, target: Path) -> None:
             )
             # save_pretrained refuses GGUF-loaded models: rebuild from the config.
             config = loaded.config
+            # The weights are de-quantized: a "gguf" quantization_config left in config.json
+            # makes transformers refuse any other quantization (QLoRA) of this copy.
+            if hasattr(config, "quantization_config"):
+                del config.quantization_config
             model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
             missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
             if unexpected or [k for k in missing if "lm_head" not in k]:

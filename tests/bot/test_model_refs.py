@@ -127,3 +127,20 @@ def test_unconverted_gguf_without_convert_is_an_error_not_a_conversion(tmp_path)
         resolve("smollm2-135m", tmp_path / "cache", convert=False)
     assert "models prepare" in str(info.value) or "package" in str(info.value)
     assert not (tmp_path / "cache" / "smollm2-135m").exists()
+
+
+def test_a_converted_copy_that_still_says_gguf_is_repaired(tmp_path):
+    """Copies converted before the fix kept quantization_config {quant_method: gguf}, which
+    made transformers refuse a BitsAndBytes config (QLoRA) on the de-quantized weights."""
+    import json
+
+    target = tmp_path / "cache" / "smollm2-135m"
+    target.mkdir(parents=True)
+    (target / ".complete").write_text("converted\n")
+    config = {"model_type": "llama", "hidden_size": 8,
+              "quantization_config": {"quant_method": "gguf", "gguf_file": "x.gguf", "dequantize": False}}
+    (target / "config.json").write_text(json.dumps(config))
+    r = resolve("smollm2-135m", tmp_path / "cache", convert=False)
+    repaired = json.loads((target / "config.json").read_text())
+    assert r.path == str(target)
+    assert "quantization_config" not in repaired and repaired["hidden_size"] == 8
