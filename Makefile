@@ -29,5 +29,15 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow"
 
+# Every performance benchmark, one after another on an otherwise idle machine (~70 min on
+# 2 cores), then the README's table. Each writes runs/bench-<name>.json; see its docstring.
+bench: setup
+	$(PY) scripts/bench_sentiment.py
+	$(PY) scripts/bench_chat.py
+	$(PY) scripts/bench_finetune.py
+	$(PY) scripts/bench_scale.py
+	$(PY) scripts/bench_load.py
+	$(PY) scripts/bench_report.py runs
+
 clean-models:
 	rm -rf $${SUPPORTBOT_HOME:-var}/models
