@@ -135,3 +135,29 @@ def test_a_remote_backend_that_is_down_degrades_to_the_article(tmp_path):
         assert result.model_version == "supportbot-retrieval"
     finally:
         a.close()
+
+
+def test_a_streamed_turn_needs_no_second_pooled_connection(tmp_path):
+    """The request's own session (the key check) hands its connection back before the turn
+    opens its sessions: with a pool of one, a streamed turn must not wait for a second
+    connection (64 concurrent streamed turns exhausted the pool that way, bench_load.py)."""
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+
+    from storage.db import make_engine, make_session_factory
+
+    rt = make_runtime(tmp_path / "pool")
+    try:
+        rt.engine.dispose()
+        rt.engine = make_engine(rt.settings.resolved_database_url, pool_size=1, max_overflow=0, pool_timeout=2,
+                                poolclass=sa.pool.QueuePool)
+        rt.sessions = make_session_factory(rt.engine)
+        with TestClient(create_app(rt, ui=False)) as c:
+            r = c.post("/v1/chat/completions", json={"stream": True, "messages": [
+                {"role": "user", "content": "How long does shipping take?"}]})
+            events = sse_events(r)
+        assert r.status_code == 200
+        assert not [e for e in events if isinstance(e, dict) and "error" in e], events
+        assert events[-2]["sources"][0]["id"] == "en-shipping" and events[-1] == "[DONE]"
+    finally:
+        rt.close()
