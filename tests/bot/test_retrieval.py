@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import numpy as np
+
 from bot.intent import IntentResult
 from bot.knowledge import import_articles
-from bot.retrieval import KnowledgeIndex, build_index, terms
+from bot.retrieval import KnowledgeIndex, build_index, terms, top_k
 from fixtures.dialogue import ARTICLES, make_runtime
 from fixtures.fakes import HashEmbedder
 
@@ -13,6 +15,14 @@ def test_terms_stem_fold_synonyms_and_split_chinese_into_bigrams():
     assert terms("boxes") == terms("box") and terms("address") == ["address"]
     assert terms("怎么退货") == ["么退", "退货"]  # a bigram of two function characters is dropped
     assert terms("货") == ["货"]
+
+
+def test_top_k_is_the_head_of_a_stable_sort_ties_in_index_order():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        score = rng.choice(np.array([-1.0, 0.0, 0.3, 0.5, 1.0], dtype=np.float32), int(rng.integers(1, 40)))
+        for k in (0, 1, 3, 50):
+            assert top_k(score, k).tolist() == np.argsort(-score, kind="stable")[:k].tolist()
 
 
 def index(embedder=None) -> KnowledgeIndex:
