@@ -13,7 +13,8 @@ server built: the system message with the article the server cited plus the ques
 which is checked and reported). The baseline runs only while the server is idle.
 
 Measured (median of --repeats after a warm-up):
-1. prefill: one forward pass of the model over the prompt.
+1. prefill: one forward pass of the model over the prompt, next-token logits only (as
+   `generate` runs it).
    TTFT over HTTP: request sent -> first streamed text; target <= 1.2 x prefill.
 2. tokens/s: streamed, (tokens - 1) / (last piece - first piece); raw: `model.generate`
    with the same settings, (tokens - 1) / (time of the reply - time of a 1-token reply);
@@ -169,7 +170,7 @@ class Baseline:
                       pad_token_id=self.gen.tokenizer.pad_token_id)
         with torch.inference_mode():
             t = time.perf_counter()
-            self.gen.model(**enc)
+            self.gen.model(**enc, logits_to_keep=1)  # as generate's prefill: the next token's logits only
             prefill = time.perf_counter() - t
             t = time.perf_counter()
             self.gen.model.generate(**enc, max_new_tokens=1, **common)
