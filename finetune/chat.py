@@ -36,8 +36,9 @@ from bot.errors import InputError, ModelLoadError
 from finetune import chat_data
 from finetune import data as datalib
 from finetune.args import parse_args
-from finetune.checkpoint import (keep_4bit_weights_trainable_on_cpu, load_checkpoint, load_trainable, recover_checkpoint,
-                                 rewrite_base_reference, save_checkpoint, save_trainable)
+from finetune.checkpoint import (copy_mapped_weights, enable_gradient_checkpointing, keep_4bit_weights_trainable_on_cpu,
+                                 load_checkpoint, load_trainable, recover_checkpoint, rewrite_base_reference,
+                                 save_checkpoint, save_trainable)
 
 log = logging.getLogger("supportbot.finetune")
 
@@ -67,6 +68,11 @@ class ChatArgs:
     lora_target: str = field(default="all-linear", metadata={"help": "modules that get LoRA: all-linear (every projection, not lm_head) or comma-separated names"})
     qlora: bool = field(default=False, metadata={"help": "load the base quantized (nf4 4-bit) and train LoRA on top"})
     bits: int = field(default=0, metadata={"help": "quantize the base to 4 or 8 bits (4 = --qlora)"})
+    # Activations, not weights, fill the memory of a small model (fp32, batch x length x layers):
+    # recomputing them in the backward pass stores about one layer's, for one more forward pass
+    # per step (about a third more compute). auto: on for a quantized base, as QLoRA does
+    # (Dettmers et al. 2023) and peft's prepare_model_for_kbit_training by default; off for fp32.
+    gradient_checkpointing: str = field(default="auto", metadata={"help": "recompute activations in the backward pass (less memory, slower steps): on, off or auto (on with --qlora/--bits)"})
     init_from: str | None = field(default=None, metadata={"help": "continue training this chat adapter directory (same base)"})
     chat_template: str | None = field(default=None, metadata={"help": "jinja chat template file, for a base whose tokenizer has none"})
     eval_fraction: float = field(default=0.05, metadata={"help": "held-out share when no --eval file is given"})
@@ -86,6 +92,10 @@ class ChatArgs:
             self.train = [self.train]
         if self.qlora and self.bits == 0:
             self.bits = 4
+        if isinstance(self.gradient_checkpointing, bool):  # YAML reads a bare on/off as a boolean
+            self.gradient_checkpointing = "on" if self.gradient_checkpointing else "off"
+        if self.gradient_checkpointing == "auto":  # resolved here, so the saved hyperparameters say which
+            self.gradient_checkpointing = "on" if self.bits else "off"
 
     def validate(self) -> None:
         """Report every problem at once, before any weights load."""
@@ -116,6 +126,8 @@ class ChatArgs:
             problems.append("--bits must be 4 or 8")
         if self.qlora and self.bits == 8:
             problems.append("--qlora means 4-bit; use --bits 8 alone for 8-bit")
+        if self.gradient_checkpointing not in ("on", "off"):
+            problems.append(f"--gradient-checkpointing must be on, off or auto (got {self.gradient_checkpointing!r})")
         if self.epochs <= 0 and self.max_steps <= 0:
             problems.append("--epochs or --max-steps must be positive")
         if self.max_steps < 0 or self.max_train_samples < 0 or self.max_eval_samples < 0 or self.eval_steps < 0:
@@ -303,6 +315,10 @@ def run(args: ChatArgs) -> dict:
     # Quantized weights are placed while loading (bitsandbytes models refuse .to()).
     model = load_base_lm(base, quantization_config=build_bnb_config(args),
                          device_map={"": str(accelerator.device)} if args.bits else None)
+    if args.bits:
+        # The weights left in full precision still point into the mapped file, which keeps every
+        # page read while quantizing resident: copy them out so the file is let go.
+        log.info("copied %.0f MiB of unquantized weights off the mapped weights file", copy_mapped_weights(model) / 2**20)
     if args.bits == 4:
         keep_4bit_weights_trainable_on_cpu(model)  # before the first (eval) forward
     elif not args.bits:
@@ -313,8 +329,10 @@ def run(args: ChatArgs) -> dict:
 
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
-    if args.bits:
+    if args.bits:  # checkpointing is enabled below, the same way for every base
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if args.gradient_checkpointing == "on":
+        enable_gradient_checkpointing(model)
     if args.init_from:
         model = PeftModel.from_pretrained(model, args.init_from, is_trainable=True)
         lora_config = model.peft_config["default"]

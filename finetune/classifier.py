@@ -27,8 +27,9 @@ from pathlib import Path
 from bot.errors import InputError
 from finetune import data as datalib
 from finetune.args import parse_args
-from finetune.checkpoint import (keep_4bit_weights_trainable_on_cpu, load_checkpoint, load_trainable, recover_checkpoint,
-                                 rewrite_base_reference, save_checkpoint, save_trainable)
+from finetune.checkpoint import (copy_mapped_weights, enable_gradient_checkpointing, keep_4bit_weights_trainable_on_cpu,
+                                 load_checkpoint, load_trainable, recover_checkpoint, rewrite_base_reference,
+                                 save_checkpoint, save_trainable)
 
 log = logging.getLogger("supportbot.finetune")
 
@@ -59,6 +60,11 @@ class ClassifierArgs:
     full_finetune: bool = field(default=False, metadata={"help": "train all weights instead of LoRA (baseline)"})
     qlora: bool = field(default=False, metadata={"help": "load the base quantized (nf4 4-bit) and train LoRA on top"})
     bits: int = field(default=0, metadata={"help": "quantize the base to 4 or 8 bits (4 = --qlora)"})
+    # Recomputing the activations in the backward pass stores about one layer's instead of all
+    # of them (batch x length x layers), for one more forward pass per step. auto: on for a
+    # quantized base, as QLoRA does (Dettmers et al. 2023) and peft's
+    # prepare_model_for_kbit_training by default; off for fp32.
+    gradient_checkpointing: str = field(default="auto", metadata={"help": "recompute activations in the backward pass (less memory, slower steps): on, off or auto (on with --qlora/--bits)"})
     class_weights: bool = field(default=False, metadata={"help": "weight the loss by inverse class frequency"})
     eval_fraction: float = field(default=0.1, metadata={"help": "held-out share when no --eval file is given"})
     max_eval_samples: int = field(default=0, metadata={"help": "evaluate on at most this many examples during training (0: all)"})
@@ -78,6 +84,10 @@ class ClassifierArgs:
             self.train = [self.train]
         if self.qlora and self.bits == 0:
             self.bits = 4
+        if isinstance(self.gradient_checkpointing, bool):  # YAML reads a bare on/off as a boolean
+            self.gradient_checkpointing = "on" if self.gradient_checkpointing else "off"
+        if self.gradient_checkpointing == "auto":  # resolved here, so the saved hyperparameters say which
+            self.gradient_checkpointing = "on" if self.bits else "off"
 
     def validate(self) -> None:
         """Report every problem at once, before any weights load."""
@@ -110,6 +120,8 @@ class ClassifierArgs:
             problems.append("--qlora means 4-bit; use --bits 8 alone for 8-bit")
         if self.full_finetune and self.bits:
             problems.append("--full-finetune cannot train quantized weights; drop --qlora/--bits")
+        if self.gradient_checkpointing not in ("on", "off"):
+            problems.append(f"--gradient-checkpointing must be on, off or auto (got {self.gradient_checkpointing!r})")
         if self.epochs <= 0 and self.max_steps <= 0:
             problems.append("--epochs or --max-steps must be positive")
         if not 0 < self.eval_fraction < 0.5:
@@ -226,13 +238,21 @@ def run(args: ClassifierArgs) -> dict:
     if base.adapter:
         raise InputError(f"--base {args.base!r} is an adapter; give its base model (see its supportbot.json)")
     tokenizer, model = load_base_classifier(base, labels, quantization_config=build_bnb_config(args))
+    if args.bits:  # LoRA on top (validate refuses --full-finetune with --bits)
+        from peft import prepare_model_for_kbit_training
+
+        # The weights left in full precision still point into the mapped file, which keeps every
+        # page read while quantizing resident: copy them out so the file is let go.
+        log.info("copied %.0f MiB of unquantized weights off the mapped weights file", copy_mapped_weights(model) / 2**20)
+        # Checkpointing is enabled below, the same way for every base.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        keep_4bit_weights_trainable_on_cpu(model)
+    if args.gradient_checkpointing == "on":
+        enable_gradient_checkpointing(model)
     lora_config = build_lora_config(args)
     if lora_config is not None:
-        from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+        from peft import PeftModel, get_peft_model
 
-        if args.bits:
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-            keep_4bit_weights_trainable_on_cpu(model)
         if args.init_from:
             model = PeftModel.from_pretrained(model, args.init_from, is_trainable=True)
             lora_config = model.peft_config["default"]

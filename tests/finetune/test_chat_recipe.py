@@ -26,7 +26,8 @@ import pytest
 from bot import cli
 from bot.errors import InputError
 from finetune import chat_data
-from finetune.chat import load_chat_model, main
+from finetune.args import parse_args
+from finetune.chat import ChatArgs, load_chat_model, main
 from finetune.perplexity import evaluate_chat
 from fixtures import tiny
 from fixtures.env import clean_supportbot_env
@@ -284,12 +285,72 @@ def test_qlora_trains_and_saves(chat_lm_dir, chat_files, tmp_path):
     assert all(np.isfinite(h["loss"]) for h in log)
     meta = json.loads((out / "supportbot.json").read_text())
     assert meta["quantization"] == "nf4" and meta["hyperparameters"]["bits"] == 4
+    assert meta["hyperparameters"]["gradient_checkpointing"] == "on"  # the default for a quantized base
     assert "QLoRA" in (out / "README.md").read_text()
     assert (out / "adapter_model.safetensors").is_file()
     report = json.loads((out / "eval_report.json").read_text())
     assert np.isfinite(report["perplexity"]) and np.isfinite(report["base_perplexity"])
     served = evaluate_chat(str(out), chat_files["eval"], tmp_path / "cache")  # on the full-precision base
     assert np.isfinite(served["perplexity"])
+
+
+# ---- gradient checkpointing ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ([], "off"),  # fp32 LoRA: speed first
+    (["--qlora"], "on"), (["--bits", "8"], "on"),  # a quantized base: memory first, as QLoRA does
+    (["--gradient-checkpointing", "on"], "on"), (["--qlora", "--gradient-checkpointing", "off"], "off"),
+    (["--qlora", "--gradient-checkpointing", "auto"], "on"),
+])
+def test_gradient_checkpointing_defaults_to_on_for_a_quantized_base(flags, expected):
+    assert parse_args(ChatArgs, ["--train", "x.jsonl", *flags]).gradient_checkpointing == expected
+
+
+def test_gradient_checkpointing_from_yaml(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("qlora: true\ngradient_checkpointing: off\n")  # YAML reads off as false
+    assert parse_args(ChatArgs, ["--config", str(config)]).gradient_checkpointing == "off"
+    config.write_text("gradient_checkpointing: on\n")
+    assert parse_args(ChatArgs, ["--config", str(config)]).gradient_checkpointing == "on"
+
+
+def test_gradient_checkpointing_trains_the_same_steps(lora_run, chat_lm_dir, chat_files, tmp_path):
+    """Recomputing the activations saves memory, not work: with dropout 0 a LoRA run with
+    checkpointing on takes lora_run's steps (checkpointing off, the fp32 default) and lowers the loss."""
+    out = tmp_path / "gc"
+    report = main(recipe_argv(chat_lm_dir, chat_files, out, "--max-steps", 20, "--gradient-checkpointing", "on"))
+    log, reference = train_log(out), train_log(lora_run["out"])
+    assert [h["step"] for h in log] == list(range(1, 21))
+    np.testing.assert_allclose([h["loss"] for h in log], [h["loss"] for h in reference], rtol=1e-4)
+    assert report["eval_loss"] < report["base_eval_loss"] - 0.3
+    assert report["eval_loss"] == pytest.approx(lora_run["report"]["eval_loss"], rel=1e-4)
+    meta = json.loads((out / "supportbot.json").read_text())
+    assert meta["hyperparameters"]["gradient_checkpointing"] == "on"
+    assert json.loads((lora_run["out"] / "supportbot.json").read_text())["hyperparameters"]["gradient_checkpointing"] == "off"
+    assert '"gradient_checkpointing": "on"' in (out / "README.md").read_text()
+
+
+def test_gradient_checkpointing_runs_each_layer_again_in_the_backward_pass(chat_lm_dir, chat_files, tmp_path):
+    """Counted with a global forward pre-hook (a pre-hook: the recomputation stops once it has
+    what the backward pass needs, before the MLP returns)."""
+    import torch
+    from transformers.models.llama.modeling_llama import LlamaMLP
+
+    calls = {}
+
+    def count(module, _args):
+        if isinstance(module, LlamaMLP):
+            calls[flag] += 1
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(count)
+    try:
+        for flag in ("off", "on"):
+            calls[flag] = 0
+            main(recipe_argv(chat_lm_dir, chat_files, tmp_path / flag, "--max-steps", 2, "--gradient-checkpointing", flag))
+    finally:
+        handle.remove()
+    assert calls["on"] - calls["off"] == 2 * 2  # 2 steps x 2 layers; the evaluations are the same
 
 
 # ---- (3) resume after kill -9 -----------------------------------------------------------------------
@@ -376,11 +437,12 @@ def test_bad_flags_are_reported_together(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(InputError) as info:
         main(["--train", str(tmp_path / "missing.jsonl"), "data.jsonl@heavy", "--eval", str(tmp_path / "nope.jsonl"),
-              "--bits", "3", "--epochs", "0", "--eval-fraction", "0.7", "--batch-size", "0", "--max-length", "8",
+              "--bits", "3", "--gradient-checkpointing", "sometimes", "--epochs", "0", "--eval-fraction", "0.7", "--batch-size", "0", "--max-length", "8",
               "--resume", "--output", str(out), "--record", "false"])
     message = str(info.value)
     for needle in ("missing.jsonl: no such file", "the weight after @ must be a number", "nope.jsonl: no such file",
-                   "--bits must be 4 or 8", "--epochs or --max-steps must be positive",
+                   "--bits must be 4 or 8", "--gradient-checkpointing must be on, off or auto (got 'sometimes')",
+                   "--epochs or --max-steps must be positive",
                    "--eval-fraction must be in (0, 0.5)", "--batch-size and --grad-accum must be >= 1",
                    "--max-length must be at least 16", "--resume: no checkpoint"):
         assert needle in message, needle

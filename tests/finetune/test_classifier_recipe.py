@@ -23,6 +23,7 @@ import yaml
 from bot.classifier import TextClassifier, load_base_classifier, predict_proba
 from bot.errors import InputError, ModelLoadError
 from bot.model_refs import resolve
+from finetune.args import parse_args
 from finetune.classifier import (ClassifierArgs, build_bnb_config, build_lora_config, length_grouped_batches,
                                  main)
 from finetune.data import read_examples
@@ -219,6 +220,7 @@ def test_qlora_trains_saves_and_reloads(tiny_base_dir, sentiment_files, tmp_path
     meta = json.loads((out / "supportbot.json").read_text())
     assert meta["quantization"] == "nf4" and meta["lora"] is True
     assert meta["hyperparameters"]["qlora"] is True and meta["hyperparameters"]["bits"] == 4
+    assert meta["hyperparameters"]["gradient_checkpointing"] == "on"  # the default for a quantized base
     assert "QLoRA" in (out / "README.md").read_text()
     assert (out / "adapter_model.safetensors").is_file()
     clf = TextClassifier.load(str(out), tmp_path / "cache")  # served on a full-precision base
@@ -245,7 +247,7 @@ def test_8bit_with_a_yaml_config_overridden_by_flags(tiny_base_dir, sentiment_fi
     report = main(argv)
     meta = json.loads((out / "supportbot.json").read_text())
     hp = meta["hyperparameters"]
-    assert meta["quantization"] == "int8" and hp["bits"] == 8
+    assert meta["quantization"] == "int8" and hp["bits"] == 8 and hp["gradient_checkpointing"] == "on"
     assert hp["max_steps"] == 10 and report["steps"] == 10  # flag beats YAML
     assert hp["lora_r"] == 8 and hp["learning_rate"] == 5e-3  # flags beat YAML
     assert hp["lora_alpha"] == 12 and meta["version"] == "from-yaml"  # YAML beats defaults
@@ -267,6 +269,47 @@ def test_full_finetune_output_loads(tiny_base_dir, sentiment_files, tmp_path):
     assert classification_report(labels, predicted, LABELS)["accuracy"] == report["accuracy"]
 
 
+# ---- gradient checkpointing ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ([], "off"), (["--full-finetune"], "off"),  # fp32: speed first
+    (["--qlora"], "on"), (["--bits", "8"], "on"),  # a quantized base: memory first, as QLoRA does
+    (["--gradient-checkpointing", "on"], "on"), (["--full-finetune", "--gradient-checkpointing", "on"], "on"),
+    (["--qlora", "--gradient-checkpointing", "off"], "off"),
+])
+def test_gradient_checkpointing_defaults_to_on_for_a_quantized_base(flags, expected):
+    assert parse_args(ClassifierArgs, ["--train", "x.csv", *flags]).gradient_checkpointing == expected
+
+
+def test_gradient_checkpointing_full_finetune_takes_the_same_steps(tiny_base_dir, sentiment_files, tmp_path):
+    """Full fine-tuning (no PEFT) with checkpointing on: the same losses (the tiny BERT has no
+    dropout), each layer run again in the backward pass (counted with a global forward pre-hook)."""
+    import torch
+    from transformers.models.bert.modeling_bert import BertIntermediate
+
+    calls = {}
+
+    def count(module, _args):
+        if isinstance(module, BertIntermediate):
+            calls[flag] += 1
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(count)
+    try:
+        for flag in ("off", "on"):
+            calls[flag] = 0
+            main(recipe_argv(tiny_base_dir, sentiment_files, tmp_path / flag, "--full-finetune", "--max-steps", 4,
+                             "--gradient-checkpointing", flag))
+    finally:
+        handle.remove()
+    assert calls["on"] - calls["off"] == 4 * 2  # 4 steps x 2 layers; the evaluations are the same
+    np.testing.assert_allclose([h["loss"] for h in train_log(tmp_path / "on")],
+                               [h["loss"] for h in train_log(tmp_path / "off")], rtol=1e-4)
+    hp = json.loads((tmp_path / "on" / "supportbot.json").read_text())["hyperparameters"]
+    assert hp["gradient_checkpointing"] == "on"
+    assert '"gradient_checkpointing": "on"' in (tmp_path / "on" / "README.md").read_text()
+
+
 # ---- (5) validation: every problem at once, before any weights load -----------------------------------
 
 
@@ -275,10 +318,10 @@ def test_bad_flags_are_reported_together(tmp_path):
     with pytest.raises(InputError) as info:
         main(["--train", str(tmp_path / "missing.csv"), "data.csv@heavy", "--eval", str(tmp_path / "nope.csv"),
               "--bits", "3", "--epochs", "0", "--eval-fraction", "0.7", "--metric", "f2", "--batch-size", "0",
-              "--resume", "--output", str(out), "--record", "false"])
+              "--gradient-checkpointing", "yes", "--resume", "--output", str(out), "--record", "false"])
     message = str(info.value)
     for needle in ("missing.csv: no such file", "the weight after @ must be a number", "nope.csv: no such file",
-                   "--bits must be 4 or 8", "--epochs or --max-steps must be positive",
+                   "--bits must be 4 or 8", "--gradient-checkpointing must be on, off or auto (got 'yes')", "--epochs or --max-steps must be positive",
                    "--eval-fraction must be in (0, 0.5)", "--metric must be macro_f1 or accuracy",
                    "--batch-size and --grad-accum must be >= 1", "--resume: no checkpoint"):
         assert needle in message, needle
