@@ -1,22 +1,33 @@
 """Fine-tuning speed and memory: LoRA vs full fine-tuning, and QLoRA (nf4) vs LoRA (fp32).
 
-    python scripts/bench_finetune.py                 # the full run (about 6 minutes on 2 cores)
+    python scripts/bench_finetune.py --threads 1     # the full run (minutes; 1 thread: steadier on a shared machine)
     python scripts/bench_finetune.py --quick         # a check that every configuration runs
     python scripts/bench_finetune.py --configs chat-lora,chat-qlora --batch-size 8 --seq-len 384
 
-Configurations (--configs): chat-full, chat-lora, chat-qlora on the chat model (smollm2-135m,
-finetune/chat.py), and cls-full, cls-lora (cls-qlora on request) on the classifier base
-(minilm-l6, finetune/classifier.py). The models are built by the recipes' own functions
-(load_base_lm / load_base_classifier, build_lora_config, build_bnb_config,
-prepare_model_for_kbit_training, keep_4bit_weights_trainable_on_cpu) with the recipes' default
+Configurations (--configs); all but the -gc ones run with the recipe's defaults, as a user would:
+
+  chat-full     finetune/chat.py's model (smollm2-135m, fp32) with every weight trainable (the
+                chat recipe has no --full-finetune; this is the classifier's baseline, on chat)
+  chat-lora     `finetune chat`: fp32 LoRA, gradient checkpointing off (its default for fp32)
+  chat-qlora    `finetune chat --qlora`: nf4 base, gradient checkpointing on (its default for a
+                quantized base), unquantized weights copied off the mapped weights file
+  chat-lora-gc  `finetune chat --gradient-checkpointing on`: not a default, the like-for-like
+                baseline for chat-qlora (they differ only in the base's precision)
+  cls-full, cls-lora (cls-lora-gc, cls-qlora on request): the same on finetune/classifier.py
+                (minilm-l6), full being its --full-finetune
+
+The models are built by the recipes' own functions (load_base_lm / load_base_classifier,
+build_lora_config, build_bnb_config, copy_mapped_weights, prepare_model_for_kbit_training,
+keep_4bit_weights_trainable_on_cpu, enable_gradient_checkpointing) with the recipes' default
 hyperparameters (LoRA rank 16, alpha 32, dropout on all linear layers but the head; nf4 with
 double quantization; AdamW), so this measures what `supportbot finetune chat|classifier` trains.
 The step is the recipes' step: forward, loss (assistant tokens for chat, cross-entropy on the
-label for the classifier), backward, AdamW step, zero_grad. "Full" trains every weight of the
-same fp32 model (the classifier recipe's --full-finetune; the chat recipe has no such flag, so
-the chat model simply keeps all its weights trainable). chat-qlora-copy is not a recipe: it is
-chat-qlora with the weights left unquantized copied off the mapped safetensors file
-(unmap_base_file), to show what the mapping costs.
+label for the classifier), backward, AdamW step, zero_grad.
+
+Two QLoRA-vs-LoRA memory ratios are reported, each against the target (QLoRA's peak <= 50% of
+LoRA's): "qlora / lora" compares the recipe defaults, so it counts what gradient checkpointing
+saves as well as what 4-bit weights save; "qlora / lora-gc" compares like for like (both
+checkpointed), so it counts only the 4-bit weights (and the copied-off map).
 
 Every configuration runs in its own fresh process (`--worker NAME`), so its peak RSS is its own.
 Every batch has exactly --batch-size examples of exactly --seq-len tokens (cut, then padded and
@@ -42,14 +53,12 @@ median. Prints tables and writes --json (machine, date, arguments, the command, 
 from __future__ import annotations
 
 import argparse
-import atexit
 import gc
 import json
 import os
 import platform
 import random
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -64,14 +73,21 @@ sys.path.insert(0, str(ROOT))
 
 CHAT_DATA = ROOT / "data/chat/bitext_train.jsonl"
 CLASSIFIER_DATA = ROOT / "data/sentiment/en_train.csv"
-CONFIGS = {  # name: (model family, method)
-    "chat-full": ("chat", "full"), "chat-lora": ("chat", "lora"), "chat-qlora": ("chat", "qlora"),
-    # Not what the recipe does: QLoRA with the weights it leaves unquantized (embeddings, norms)
-    # copied off the fp32 safetensors file, so that file is no longer mapped (see unmap_base_file).
-    "chat-qlora-copy": ("chat", "qlora-copy"),
-    "cls-full": ("cls", "full"), "cls-lora": ("cls", "lora"), "cls-qlora": ("cls", "qlora"),
+# name: (model family, method, the recipe's --gradient-checkpointing: "auto" is its default)
+CONFIGS = {
+    "chat-full": ("chat", "full", "auto"), "chat-lora": ("chat", "lora", "auto"),
+    "chat-qlora": ("chat", "qlora", "auto"), "chat-lora-gc": ("chat", "lora", "on"),
+    "cls-full": ("cls", "full", "auto"), "cls-lora": ("cls", "lora", "auto"),
+    "cls-qlora": ("cls", "qlora", "auto"), "cls-lora-gc": ("cls", "lora", "on"),
 }
-DEFAULT_CONFIGS = "chat-full,chat-lora,chat-qlora,chat-qlora-copy,cls-full,cls-lora"
+DEFAULT_CONFIGS = "chat-full,chat-lora,chat-lora-gc,chat-qlora,cls-full,cls-lora"
+# (numerator, denominator, what the ratio compares); QLoRA rows are checked against the target
+COMPARISONS = (
+    ("lora", "full", "LoRA vs full fine-tuning, both recipe defaults"),
+    ("lora-gc", "lora", "what gradient checkpointing costs (speed) and saves (memory) on fp32 LoRA"),
+    ("qlora", "lora", "recipe defaults: nf4 + checkpointing on vs fp32 + checkpointing off"),
+    ("qlora", "lora-gc", "like for like: nf4 vs fp32, both with checkpointing on"),
+)
 QLORA_TARGET = 0.5  # the issue's target: QLoRA's peak memory <= 50% of LoRA's
 MiB = 1024 * 1024
 
@@ -157,30 +173,6 @@ def fixed_length_batch(items: list[tuple[list[int], list[int]]], length: int, pa
             "labels": F.pad(batch["labels"], (0, extra), value=chat_data.IGNORE_INDEX)}
 
 
-def without_gguf_tag(resolved):
-    """The packaged base with a config.json that no longer says "quantized with GGUF".
-
-    bot/model_refs.py converts packaged GGUF models to fp32 safetensors but the saved config.json
-    keeps `quantization_config: {quant_method: gguf}`, and from_pretrained then refuses a
-    BitsAndBytesConfig ("The model is quantized with GgufConfig ..."), so `finetune chat --qlora`
-    on smollm2-135m fails. Until that is fixed there, every chat configuration loads the same
-    weights (symlinked) through a corrected config.json, so all of them load the same way."""
-    from dataclasses import replace
-
-    src = Path(resolved.path)
-    config = json.loads((src / "config.json").read_text())
-    if (config.get("quantization_config") or {}).get("quant_method") != "gguf":
-        return resolved
-    del config["quantization_config"]
-    dst = Path(tempfile.mkdtemp(prefix="bench-finetune-base-"))
-    atexit.register(shutil.rmtree, dst, ignore_errors=True)
-    for f in src.iterdir():
-        if f.name != "config.json":
-            (dst / f.name).symlink_to(f.resolve())
-    (dst / "config.json").write_text(json.dumps(config, indent=2))
-    return replace(resolved, path=str(dst))
-
-
 def chat_batches(args, n_batches: int):
     """n_batches batches of args.batch_size conversations from the chat data, each exactly args.seq_len
     tokens, encoded as finetune/chat.py does (assistant-only labels)."""
@@ -189,7 +181,7 @@ def chat_batches(args, n_batches: int):
     from finetune import chat_data
     from finetune.chat import ChatArgs, load_tokenizer
 
-    base = without_gguf_tag(resolve(ChatArgs().base, settings_with().model_cache_dir))
+    base = resolve(ChatArgs().base, settings_with().model_cache_dir)
     tokenizer = load_tokenizer(base)
     rows = chat_data.read_conversations(CHAT_DATA)
     need = n_batches * args.batch_size
@@ -229,54 +221,41 @@ def cls_batches(args, n_batches: int):
                            "tokens_real": int(enc["attention_mask"].sum())}
 
 
-def build_model(family: str, method: str, base, labels: list[str] | None):
-    """The model as the recipe builds it for this method."""
+def build_model(family: str, method: str, checkpointing: str, base, labels: list[str] | None):
+    """The model as the recipe builds it for this method, in the recipe's order; also the bytes
+    copied off the mapped weights file."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
-    from finetune.checkpoint import keep_4bit_weights_trainable_on_cpu
+    from finetune.checkpoint import copy_mapped_weights, enable_gradient_checkpointing, keep_4bit_weights_trainable_on_cpu
 
+    copied = 0
     if family == "chat":
         from finetune.chat import ChatArgs, build_bnb_config, build_lora_config, load_base_lm
 
-        recipe_args = ChatArgs(qlora=method.startswith("qlora"))
+        recipe_args = ChatArgs(qlora=method == "qlora", gradient_checkpointing=checkpointing)
         # As finetune/chat.py: 4-bit weights are quantized while loading (bitsandbytes models refuse .to()).
         model = load_base_lm(base, quantization_config=build_bnb_config(recipe_args),
                              device_map={"": "cpu"} if recipe_args.bits else None)
+        if recipe_args.bits:
+            copied = copy_mapped_weights(model)
+            keep_4bit_weights_trainable_on_cpu(model)
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
         from bot.classifier import load_base_classifier
         from finetune.classifier import ClassifierArgs, build_bnb_config, build_lora_config
 
-        recipe_args = ClassifierArgs(qlora=method == "qlora", full_finetune=method == "full")
+        recipe_args = ClassifierArgs(qlora=method == "qlora", full_finetune=method == "full",
+                                     gradient_checkpointing=checkpointing)
         _, model = load_base_classifier(base, labels, quantization_config=build_bnb_config(recipe_args))
-    if method == "qlora-copy":
-        unmap_base_file(model)
-    if method.startswith("qlora"):
-        if family == "chat":
+        if recipe_args.bits:
+            copied = copy_mapped_weights(model)
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
             keep_4bit_weights_trainable_on_cpu(model)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        if family == "cls":
-            keep_4bit_weights_trainable_on_cpu(model)
+    if recipe_args.gradient_checkpointing == "on":
+        enable_gradient_checkpointing(model)
     if method != "full":
         model = get_peft_model(model, build_lora_config(recipe_args))
-    return model, recipe_args
-
-
-def unmap_base_file(model) -> int:
-    """Copy the parameters that still point into a mapped file (transformers maps safetensors; a
-    4-bit model keeps its fp32 embeddings and norms as views of that map, which keeps the whole
-    file mapped and every page read while quantizing resident). Returns the bytes copied."""
-    regions = []
-    with open("/proc/self/maps") as fh:
-        for line in fh:
-            if line.rstrip().endswith(".safetensors"):
-                start, end = (int(x, 16) for x in line.split()[0].split("-"))
-                regions.append((start, end))
-    copied = 0
-    for p in model.parameters():
-        if any(start <= p.data_ptr() < end for start, end in regions):
-            p.data = p.data.clone()
-            copied += p.numel() * p.element_size()
-    return copied
+    return model, recipe_args, copied
 
 
 def state_bytes(model, optimizer) -> dict[str, int]:
@@ -306,7 +285,7 @@ def worker(args) -> int:
     import torch
     import transformers  # noqa: F401
 
-    family, method = CONFIGS[args.worker]
+    family, method, checkpointing = CONFIGS[args.worker]
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -318,7 +297,7 @@ def worker(args) -> int:
     anon.start()
 
     t = time.perf_counter()
-    model, recipe_args = build_model(family, method, base, data_info.get("labels"))
+    model, recipe_args, copied = build_model(family, method, checkpointing, base, data_info.get("labels"))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=recipe_args.learning_rate, weight_decay=recipe_args.weight_decay)
     load_s = time.perf_counter() - t
@@ -351,6 +330,10 @@ def worker(args) -> int:
     train_peak = end["VmHWM"] if reset_ok else None
     result = {
         "config": args.worker, "family": family, "method": method, "base": recipe_args.base,
+        "quantization": {4: "nf4", 8: "int8"}.get(recipe_args.bits, "fp32"),
+        "gradient_checkpointing": recipe_args.gradient_checkpointing,  # resolved: "on" or "off"
+        "recipe_defaults": checkpointing == "auto", "lora_dropout": None if method == "full" else recipe_args.lora_dropout,
+        "copied_off_map_mib": copied / MiB,
         "batch_size": args.batch_size, "seq_len": args.seq_len, "warmup": args.warmup, "steps": args.steps,
         "threads": torch.get_num_threads(), **{k: v for k, v in data_info.items() if k != "labels"},
         "trainable_params": n_trainable, "param_elements_stored": n_stored,
@@ -431,14 +414,18 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def comparisons(results: dict[str, dict]) -> list[dict]:
-    """LoRA vs full (speed, memory) per model, and QLoRA vs LoRA (memory) against the issue's target."""
+    """The COMPARISONS per model that ran: speed and memory ratios, the QLoRA rows against the
+    issue's target."""
     rows = []
     for family in ("chat", "cls"):
-        for num, den in (("lora", "full"), ("qlora", "lora"), ("qlora-copy", "lora")):
+        for num, den, what in COMPARISONS:
             a, b = results.get(f"{family}-{num}"), results.get(f"{family}-{den}")
             if not a or not b:
                 continue
-            row = {"compare": f"{family}: {num} / {den}",
+            row = {"compare": f"{family}: {num} / {den}", "numerator": a["config"], "denominator": b["config"],
+                   "what": what,
+                   "numerator_setup": {k: a[k] for k in ("quantization", "gradient_checkpointing", "recipe_defaults")},
+                   "denominator_setup": {k: b[k] for k in ("quantization", "gradient_checkpointing", "recipe_defaults")},
                    "samples_per_s": ratio(a["samples_per_s"], b["samples_per_s"]),
                    "process_peak": ratio(a["process_peak_mib"], b["process_peak_mib"]),
                    "peak_above_baseline": ratio(a["process_peak_mib"] - a["baseline"]["rss_mib"],
@@ -446,7 +433,7 @@ def comparisons(results: dict[str, dict]) -> list[dict]:
                    "anon_peak": ratio(max(a["load_anon_peak_mib"], a["train_anon_peak_mib"]),
                                       max(b["load_anon_peak_mib"], b["train_anon_peak_mib"])),
                    "model_state": ratio(a["state_mib"]["total"], b["state_mib"]["total"])}
-            if num.startswith("qlora"):
+            if num == "qlora":
                 row["target"] = QLORA_TARGET
                 row["meets_target"] = {k: row[k] is not None and row[k] <= QLORA_TARGET
                                        for k in ("process_peak", "peak_above_baseline", "anon_peak", "model_state")}
@@ -459,11 +446,14 @@ def fmt(x, spec: str) -> str:
 
 
 def print_tables(results: dict[str, dict], comps: list[dict]) -> None:
-    print(f"\n{'config':<16} {'base':<13} {'batch x len':>11} {'trainable':>11} {'samples/s':>9} {'s/step':>7} "
-          f"{'load s':>6}")
+    print(f"\n{'config':<16} {'base':<13} {'quant':>5} {'ckpt':>4} {'defaults':>8} {'batch x len':>11} "
+          f"{'trainable':>11} {'samples/s':>9} {'s/step':>7} {'load s':>6}")
     for name, r in results.items():
-        print(f"{name:<16} {r['base']:<13} {str(r['batch_size']) + ' x ' + str(r['seq_len']):>11} "
+        print(f"{name:<16} {r['base']:<13} {r['quantization']:>5} {r['gradient_checkpointing']:>4} "
+              f"{'yes' if r['recipe_defaults'] else 'no':>8} {str(r['batch_size']) + ' x ' + str(r['seq_len']):>11} "
               f"{r['trainable_params']:>11,} {r['samples_per_s']:>9.2f} {r['step_s_median']:>7.2f} {r['load_s']:>6.1f}")
+    print("quant: the base's weights (fp32, or nf4 for QLoRA); ckpt: gradient checkpointing; defaults: yes if "
+          "the recipe's defaults for that method, no if run with --gradient-checkpointing on")
     print(f"\n{'MiB':<16} {'baseline':>8} {'load pk':>8} {'train pk':>8} {'proc pk':>8} {'pk-base':>8} "
           f"{'anon ld':>8} {'anon tr':>8} {'file end':>8} {'state':>7} {'weights':>7} {'grads':>6} {'adamw':>6}")
     for name, r in results.items():
@@ -478,15 +468,14 @@ def print_tables(results: dict[str, dict], comps: list[dict]) -> None:
           "(weights transformers maps from safetensors, libraries) at the end; state: tensor bytes of weights + "
           "grads + AdamW state")
     if comps:
-        print(f"\n{'ratio':<24} {'samples/s':>9} {'proc pk':>8} {'pk-base':>8} {'anon pk':>8} {'state':>7}  target")
+        print(f"\n{'ratio':<24} {'samples/s':>9} {'proc pk':>8} {'pk-base':>8} {'anon pk':>8} {'state':>7}  compares")
         for c in comps:
-            target = ""
-            if "meets_target" in c:
-                target = f"<= {c['target']:.2f}: " + ", ".join(
-                    f"{k} {'met' if ok else 'MISSED'}" for k, ok in c["meets_target"].items())
             print(f"{c['compare']:<24} {fmt(c['samples_per_s'], '>9.2f')} {fmt(c['process_peak'], '>8.2f')} "
                   f"{fmt(c['peak_above_baseline'], '>8.2f')} {fmt(c['anon_peak'], '>8.2f')} "
-                  f"{fmt(c['model_state'], '>7.2f')}  {target}")
+                  f"{fmt(c['model_state'], '>7.2f')}  {c['what']}")
+            if "meets_target" in c:
+                print(f"{'':<24} target qlora <= {c['target']:.2f} x lora: " + ", ".join(
+                    f"{k} {'met' if ok else 'MISSED'}" for k, ok in c["meets_target"].items()))
 
 
 def main() -> int:
