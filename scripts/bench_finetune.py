@@ -1,6 +1,6 @@
 """Fine-tuning speed and memory: LoRA vs full fine-tuning, and QLoRA (nf4) vs LoRA (fp32).
 
-    python scripts/bench_finetune.py --threads 1     # the full run (minutes; 1 thread: steadier on a shared machine)
+    python scripts/bench_finetune.py --threads 1     # the full run (about 4 minutes on 2 cores; 1 thread: steadier when shared)
     python scripts/bench_finetune.py --quick         # a check that every configuration runs
     python scripts/bench_finetune.py --configs chat-lora,chat-qlora --batch-size 8 --seq-len 384
 
