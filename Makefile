@@ -29,7 +29,7 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow"
 
-# Every performance benchmark, one after another on an otherwise idle machine (~70 min on
+# Every performance benchmark, one after another on an otherwise idle machine (~45 min on
 # 2 cores), then the README's table. Each writes runs/bench-<name>.json; see its docstring.
 bench: setup
 	$(PY) scripts/bench_sentiment.py
