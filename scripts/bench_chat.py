@@ -37,7 +37,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchlib import cpu_name, free_port, wait_healthy  # noqa: E402
 
 QUESTION = "How many days do I have to send something back?"
 CONCURRENT_QUESTIONS = [
@@ -67,9 +69,7 @@ class Server:
     """`supportbot serve` in a subprocess on a free loopback port, with a fresh home."""
 
     def __init__(self, *, batch_requests: int, log_path: Path):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.home = tempfile.mkdtemp(prefix="bench-chat-")
         env = {**os.environ, "SUPPORTBOT_HOME": self.home, "SUPPORTBOT_HOST": "127.0.0.1",
                "SUPPORTBOT_PORT": str(self.port), "SUPPORTBOT_RATE_LIMIT_PER_MINUTE": "0",
@@ -83,20 +83,10 @@ class Server:
         self._wait_ready(log_path)
 
     def _wait_ready(self, log_path: Path, timeout_s: float = 900) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the server exited with {self.proc.returncode}; its log: {log_path}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.close()
-        raise SystemExit(f"the server did not start in {timeout_s:.0f}s; its log: {log_path}")
+        failure = wait_healthy(self.proc, self.url + "/healthz", timeout_s)
+        if failure:
+            self.close()
+            raise SystemExit(f"the server {failure}; its log: {log_path}")
 
     def close(self) -> None:
         self.proc.terminate()
@@ -268,13 +258,7 @@ def one_conversation_rate(url: str, args, count) -> float:
 def machine() -> dict:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
             "load_average_at_start": list(os.getloadavg())}
 
@@ -291,7 +275,7 @@ def print_table(res: dict) -> None:
     ]
     if c.get("unbatched"):
         u = c["unbatched"]
-        rows.append((f"  same, batching off (tokens/s)", u["tokens_per_s"], u["one_tokens_per_s"],
+        rows.append(("  same, batching off (tokens/s)", u["tokens_per_s"], u["one_tokens_per_s"],
                      u["tokens_per_s"] / u["one_tokens_per_s"], ""))
     print(f"{'measure':<40} {'ours':>9} {'baseline':>9} {'ratio':>7}  target")
     for name, ours, base, ratio, target in rows:

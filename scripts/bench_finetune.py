@@ -70,6 +70,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchlib import cpu_name  # noqa: E402
 
 CHAT_DATA = ROOT / "data/chat/bitext_train.jsonl"
 CLASSIFIER_DATA = ROOT / "data/sentiment/en_train.csv"
@@ -392,11 +395,7 @@ def machine(threads: int) -> dict:
     import torch
     import transformers
 
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     import bitsandbytes
     import peft
 

@@ -59,7 +59,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -71,17 +70,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchlib import cpu_name, free_port, percentile, wait_healthy  # noqa: E402
 
 QUESTIONS = ROOT / "scripts/data/kb_questions.jsonl"
 STUB_MODEL = "stub-chat"
 STUB_REPLY = ("Thanks for your message! The help article below has the details, and I am happy to help "
               "with anything else about your order today.").split(" ")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- the server (a subprocess: `bench_load.py --serve PORT`) ---------------------------
@@ -171,20 +167,11 @@ class Proc:
         self.log = open(log, "ab")
         self.proc = subprocess.Popen([sys.executable, __file__, *flags], cwd=ROOT, stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{flags[0]} exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if httpx.get(ready_url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.close()
-        raise SystemExit(f"{flags[0]} did not start in {timeout_s:.0f} s:\n{self.tail()}")
+        failure = wait_healthy(self.proc, ready_url, timeout_s)
+        if failure:
+            tail = self.tail()
+            self.close()
+            raise SystemExit(f"{flags[0]} {failure}:\n{tail}")
 
     def tail(self, n: int = 4000) -> str:
         self.log.flush()
@@ -439,13 +426,6 @@ def check_database(db_url: str, results: list[dict]) -> dict:
 
 
 # ---- one database ------------------------------------------------------------------
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))]
-
-
 def summarize(results: list[dict], wall_s: float) -> dict:
     turns = [t for res in results for t in res["turns"]]
     ok = [t for t in turns if "ack" in t]
@@ -533,11 +513,7 @@ def run_db(args, db: str, scripts) -> dict:
 
 # ---- report ----------------------------------------------------------------------------
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     versions = {}
     for dist in ("torch", "transformers", "fastapi", "uvicorn", "sqlalchemy", "httpx", "psycopg"):
         try:

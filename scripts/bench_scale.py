@@ -66,6 +66,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchlib import cpu_name, percentile, timed  # noqa: E402
 
 SST2 = ROOT / "data/sentiment/sst2_dev.csv"
 CHNSENTICORP = ROOT / "data/sentiment/chnsenticorp_test.csv"
@@ -121,17 +124,6 @@ class PeakRSS:
         self.kept = self.end - self.start
 
 
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))]
-
-
 def mb(n_bytes: float) -> float:
     return n_bytes / 2**20
 
@@ -140,11 +132,7 @@ def machine() -> dict:
     import torch
     import transformers
 
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     with open("/proc/meminfo") as fh:
         mem_gb = int(fh.readline().split()[1]) / 2**20
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_gb, 1), "torch_threads": torch.get_num_threads(),
@@ -529,6 +517,7 @@ def _pyplot():
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+    _pyplot().close(fig)
     print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
 
 
@@ -565,7 +554,6 @@ def plot_batch(res: dict, path: Path) -> None:
     axes[0].legend(fontsize=8)
     fig.suptitle("Sentiment: batch size")
     _save(fig, path)
-    plt.close(fig)
 
 
 def plot_length(res: dict, path: Path) -> None:
@@ -588,7 +576,6 @@ def plot_length(res: dict, path: Path) -> None:
         ax.set_xlabel("text length (tokens, before truncation)")
     fig.suptitle("Sentiment: text length")
     _save(fig, path)
-    plt.close(fig)
 
 
 def plot_conversation(res: dict, path: Path) -> None:
@@ -618,7 +605,6 @@ def plot_conversation(res: dict, path: Path) -> None:
         ax.set_xlabel("earlier exchanges in the conversation (customer + bot)")
     fig.suptitle("Chat turn: conversation length")
     _save(fig, path)
-    plt.close(fig)
 
 
 def plot_kb(res: dict, path: Path) -> None:
@@ -654,7 +640,6 @@ def plot_kb(res: dict, path: Path) -> None:
         ax.set_xlabel("articles in the knowledge base")
     fig.suptitle("Knowledge base size: retrieval vs generation")
     _save(fig, path)
-    plt.close(fig)
 
 
 PLOTS = {"batch": ("scale-batch.png", plot_batch), "length": ("scale-length.png", plot_length),

@@ -38,7 +38,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchlib import cpu_name, free_port, percentile, timed, wait_healthy  # noqa: E402
 
 SST2 = ROOT / "data/sentiment/sst2_dev.csv"
 CHNSENTICORP = ROOT / "data/sentiment/chnsenticorp_test.csv"
@@ -80,9 +82,7 @@ class Server:
     """`python bench_sentiment.py --serve PORT` in a subprocess, until closed."""
 
     def __init__(self, args, *, batching: bool = True):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.home = tempfile.mkdtemp(prefix="bench-sentiment-")
         cmd = [sys.executable, __file__, "--serve", str(self.port), "--server-home", self.home,
                "--model-cache", str(args.model_cache),
@@ -94,20 +94,10 @@ class Server:
         self._wait_ready()
 
     def _wait_ready(self, timeout_s: float = 600) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the server exited with {self.proc.returncode}; see its log above")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.close()
-        raise SystemExit("the server did not start in time")
+        failure = wait_healthy(self.proc, self.url + "/healthz", timeout_s)
+        if failure:
+            self.close()
+            raise SystemExit(f"the server {failure}; see its log above")
 
     def close(self) -> None:
         self.proc.terminate()
@@ -181,17 +171,6 @@ class Baseline:
 
 
 # ---- measurements ------------------------------------------------------------------
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))]
-
-
 def throughput(args, server: Server, baseline: Baseline, data) -> dict:
     import httpx
 
@@ -297,12 +276,7 @@ def machine() -> dict:
     import torch
     import transformers
 
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "load_average_at_start": os.getloadavg(),
