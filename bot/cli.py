@@ -93,7 +93,7 @@ def cmd_sentiment(args) -> int:
         raise SupportbotError("give texts to classify: supportbot sentiment TEXT... or --file F")
     from bot.guard import check_texts
 
-    check_texts(texts, max_texts=10**9, max_chars=settings.max_text_chars)
+    clean = check_texts(texts, max_texts=10**9, max_chars=settings.max_text_chars)
     from bot.runtime import configure_torch, use_offline_hub_for_local_models
 
     use_offline_hub_for_local_models(settings)
@@ -102,7 +102,7 @@ def cmd_sentiment(args) -> int:
 
     service = SentimentService.load(settings.sentiment_model, settings.sentiment_model_zh, settings.model_cache_dir,
                                     batch_size=settings.inference_batch_size)
-    results = service.classify(texts, explain=args.explain)
+    results = service.classify(clean, explain=args.explain)
     if args.json:
         print(json.dumps({"model": service.version, "results": [r.public() for r in results]}, ensure_ascii=False, indent=2))
     else:
@@ -268,7 +268,7 @@ def cmd_keys(args) -> int:
     runtime = Runtime.start(settings)
     with runtime.sessions() as session:
         if args.action == "create":
-            row, key = api_keys.create_api_key(session, name=args.name, scope="admin" if args.admin else "normal")
+            row, key = api_keys.create_api_key(session, name=args.name, scope="admin" if args.admin else args.scope)
             session.commit()
             print(key)
             print(f"created {row.scope} key {row.name!r}; store it now, it is not shown again", file=sys.stderr)
@@ -541,7 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(s)
     s.add_argument("action", choices=["create", "revoke", "list"])
     s.add_argument("name", nargs="?")
-    s.add_argument("--admin", action="store_true", help="admin scope")
+    s.add_argument("--scope", choices=["customer", "agent", "admin"], default="customer",
+                   help="customer: its own conversations (default); agent: all conversations, agent replies, "
+                        "review; admin: everything")
+    s.add_argument("--admin", action="store_true", help="the same as --scope admin")
     s.set_defaults(func=cmd_keys)
 
     s = sub.add_parser("users", help="UI logins: add/remove/list users with role agent or admin")

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,13 +53,18 @@ class Settings(BaseSettings):
     chat_batch_requests: int = Field(8, ge=1, le=64, description="replies decoded together; 1: one at a time")
     chat_generate_languages: str = Field(
         "en", description="languages the chat model writes (comma list); others get the article's own sentences")
+    # The chat model by its name on /v1/chat/completions: a plain completion without the
+    # pipeline's grounding and guards (how one supportbot serves another's generation).
+    plain_model_endpoint: Literal["admin", "off"] = Field("admin", description="admin: admin keys only; off: not served")
     answer_threshold: float = Field(0.35, ge=0, le=1, description="retrieval score needed to answer")
     demo_kb: bool = Field(True, description="import the demo knowledge base when the knowledge base is empty")
 
     # Privacy: PII is redacted before anything is stored or exported (bot.redaction).
     pii_redact: str = Field("all", description="kinds to redact: all, none, or a comma list of "
                             "email,phone,card,cn_id,iban,address")
-    pii_keep_original: bool = Field(False, description="also store the text before redaction (opt-in)")
+    pii_keep_original: bool = Field(False, description="also store the text before redaction (opt-in), "
+                                    "encrypted with pii_original_key")
+    pii_original_key: SecretStr | None = Field(None, description="Fernet key that seals kept originals at rest")
 
     # The periodic job (`supportbot retrain`): per task, the original training data the new
     # data is mixed with (FILE or FILE@WEIGHT, comma list) and the fixed benchmark sets.
@@ -124,6 +129,14 @@ class Settings(BaseSettings):
     def _remote_needs_url_and_model(self):
         if self.chat_backend == "remote" and not (self.chat_remote_url and self.chat_remote_model):
             raise ValueError("chat_backend=remote needs SUPPORTBOT_CHAT_REMOTE_URL and SUPPORTBOT_CHAT_REMOTE_MODEL")
+        return self
+
+    @model_validator(mode="after")
+    def _originals_need_a_key(self):
+        if self.pii_keep_original and not (self.pii_original_key and self.pii_original_key.get_secret_value()):
+            raise ValueError("SUPPORTBOT_PII_KEEP_ORIGINAL=true needs SUPPORTBOT_PII_ORIGINAL_KEY (originals are "
+                             "stored encrypted): make one with python -c \"from cryptography.fernet import Fernet; "
+                             "print(Fernet.generate_key().decode())\"")
         return self
 
     @property

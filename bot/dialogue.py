@@ -21,9 +21,10 @@ from bot import injection, prompting
 from bot.errors import InputError, NotFoundError
 from bot.escalation import EscalationPolicy, TurnSignals
 from bot.generation import GenerationError, GenerationParams, Generator
-from bot.guard import check_message
+from bot.guard import check_message, check_metadata, check_name
 from bot.intent import IntentService
 from bot.redaction import Redactor
+from bot.sealing import Sealer
 from bot.retrieval import Hit, KnowledgeIndex
 from bot.sentiment import SentimentService
 from storage.models import Conversation, Message
@@ -41,7 +42,7 @@ class DialogueConfig:
     history_messages: int = 8  # earlier messages given to the model (then fitted to the window)
     max_text_chars: int = 5000
     redactor: Redactor = field(default_factory=Redactor)  # PII out before anything is stored
-    keep_original: bool = False  # also store the text before redaction (operator opt-in)
+    sealer: Sealer | None = None  # keeps the text before redaction, encrypted (operator opt-in)
     params: GenerationParams = field(default_factory=lambda: GenerationParams(max_tokens=160, timeout_s=60))
 
 
@@ -116,13 +117,19 @@ class DialogueEngine:
     # -- conversations ---------------------------------------------------------------
 
     def create_conversation(self, *, channel: str | None = None, customer_ref: str | None = None,
-                            metadata: dict | None = None, history: list[tuple[str, str]] = ()) -> str:
+                            metadata: dict | None = None, history: list[tuple[str, str]] = (),
+                            owner: str | None = "operator", access_token_hash: str | None = None) -> str:
         """A new open conversation. `history`: earlier (role, text) turns a client already
-        had ('user'/'customer', 'assistant'/'bot'), stored as they are."""
+        had ('user'/'customer', 'assistant'/'bot'), stored as they are (guarded and
+        redacted). `owner`: who created it (bot.callers); customer_ref and metadata are
+        validated and PII-redacted like messages."""
         roles = {"user": "customer", "assistant": "bot", "customer": "customer", "bot": "bot"}
+        channel = check_name(channel, what="channel", max_chars=64)
+        customer_ref = self._redact(check_name(customer_ref, what="customer_ref"))
+        metadata = self._redact_values(check_metadata(metadata))
         with self.sessions.begin() as session:
             conversation = repo.create_conversation(session, channel=channel, customer_ref=customer_ref,
-                                                    meta=metadata)
+                                                    meta=metadata, owner=owner, access_token_hash=access_token_hash)
             for role, text in history:
                 text, original = self._clean(text)
                 repo.add_message(session, conversation_id=conversation.id, role=roles[role], text=text,
@@ -130,10 +137,22 @@ class DialogueEngine:
             return conversation.id
 
     def _clean(self, text: str) -> tuple[str, str | None]:
-        """Guard, then PII out: (the text to store and use, the original if it is kept)."""
+        """Guard, then PII out: (the text to store and use, the sealed original if it is kept)."""
         text = check_message(text, max_chars=self.config.max_text_chars)
         redacted = self.config.redactor.redact(text)
-        return redacted.text, (text if self.config.keep_original and redacted.changed else None)
+        sealer = self.config.sealer
+        return redacted.text, (sealer.seal(text) if sealer is not None and redacted.changed else None)
+
+    def _redact(self, value: str | None) -> str | None:
+        return None if value is None else self.config.redactor.redact(value).text
+
+    def _redact_values(self, value):
+        """Metadata: every string value (and key) with PII redacted."""
+        if isinstance(value, dict):
+            return {self._redact(k): self._redact_values(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._redact_values(v) for v in value]
+        return self._redact(value) if isinstance(value, str) else value
 
     def _load(self, session: Session, conversation_id: str) -> Conversation:
         conversation = repo.get_conversation(session, conversation_id=conversation_id)
@@ -146,6 +165,7 @@ class DialogueEngine:
         text, original = self._clean(text)
         if not agent or not agent.strip():
             raise InputError("agent is empty: give the agent's name")
+        agent = self._redact(check_name(agent, what="agent"))
         with self.sessions.begin() as session:
             conversation = self._load(session, conversation_id)
             if conversation.status == "closed":

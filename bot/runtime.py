@@ -217,12 +217,20 @@ class Runtime:
         return Redactor.from_setting(self.settings.pii_redact)
 
     @property
+    def sealer(self):
+        """Seals the originals kept before redaction; None unless the operator opted in."""
+        from bot.sealing import Sealer
+
+        s = self.settings
+        return Sealer(s.pii_original_key.get_secret_value()) if s.pii_keep_original else None
+
+    @property
     def feedback(self):
         from bot.feedback import FeedbackService
 
         if self._feedback is None:
             s = self.settings
-            self._feedback = FeedbackService(self.sessions, self.redactor, keep_original=s.pii_keep_original,
+            self._feedback = FeedbackService(self.sessions, self.redactor, sealer=self.sealer,
                                              max_text_chars=s.max_text_chars)
         return self._feedback
 
@@ -290,7 +298,7 @@ class Runtime:
             s = self.settings
             config = DialogueConfig(answer_threshold=s.answer_threshold, generate_languages=s.generate_languages,
                                     max_text_chars=s.max_text_chars, redactor=self.redactor,
-                                    keep_original=s.pii_keep_original,
+                                    sealer=self.sealer,
                                     params=GenerationParams(max_tokens=s.chat_max_tokens, timeout_s=s.chat_timeout_s))
             return DialogueEngine(sessions=self.sessions, sentiment=self.sentiment, intent=self.intent,
                                   knowledge=self.knowledge, generator=self.generator, config=config)

@@ -359,7 +359,7 @@ def curve_conversation(runtime, args, points) -> dict:
     def engine(history_messages):
         config = DialogueConfig(answer_threshold=s.answer_threshold, generate_languages=s.generate_languages,
                                 max_text_chars=s.max_text_chars, redactor=runtime.redactor,
-                                keep_original=s.pii_keep_original, history_messages=history_messages, params=params)
+                                sealer=None, history_messages=history_messages, params=params)
         return DialogueEngine(sessions=runtime.sessions, sentiment=runtime.sentiment, intent=runtime.intent,
                               knowledge=runtime.knowledge, generator=gen, config=config)
 

@@ -7,6 +7,9 @@
                          conversation before it (earlier assistant turns carry
                          "weight": 0: shown to the model, not trained on)
 
+Only what staff vouched for is exported: feedback whose review status is `confirmed` (sent
+by an agent, admin or the operator, or a customer's correction an agent confirmed) and
+agents' own replies; each export records who confirmed each row (`Export.confirmed_by`).
 Texts are exported as stored, i.e. already PII-redacted (bot.redaction). Rows are
 deduplicated (the newest correction of a text wins). Every file written is recorded in
 the `exports` table with its row count, sha256 and the conversation each row came
@@ -46,6 +49,7 @@ class ExportRow:
     conversation_id: str
     data: dict[str, Any]  # {"text", "label"} or {"messages": [...]}
     at: datetime  # when the source (feedback, agent reply) was created
+    confirmed_by: str | None = None  # who vouched for it: an agent, an admin, "operator"
 
     @property
     def key(self) -> str:
@@ -78,7 +82,8 @@ def collect_label_rows(session: Session, *, what: str, since: datetime | None = 
     """Corrected labels (sentiment or intent) of customer turns since `since`."""
     column = Feedback.corrected_sentiment if what == "sentiment" else Feedback.corrected_intent
     route_languages = route_languages or {}
-    query = sa.select(Feedback).where(column.is_not(None)).order_by(Feedback.created_at, Feedback.id)
+    query = (sa.select(Feedback).where(column.is_not(None), Feedback.review_status == "confirmed")
+             .order_by(Feedback.created_at, Feedback.id))
     if since is not None:
         query = query.where(Feedback.created_at > since)
     rows = []
@@ -86,7 +91,8 @@ def collect_label_rows(session: Session, *, what: str, since: datetime | None = 
         turn = _customer_turn(session, fb.message)
         if turn is not None and _in_route(turn.language, route, route_languages):
             label = fb.corrected_sentiment if what == "sentiment" else fb.corrected_intent
-            rows.append(ExportRow(turn.conversation_id, {"text": turn.text, "label": label}, fb.created_at))
+            rows.append(ExportRow(turn.conversation_id, {"text": turn.text, "label": label}, fb.created_at,
+                                  fb.confirmed_by))
     if confirmed_min_score is not None and what == "sentiment":
         rows = _confirmed_predictions(session, since, route, route_languages, confirmed_min_score) + rows
     return rows
@@ -97,7 +103,8 @@ def _confirmed_predictions(session, since, route, route_languages, min_score) ->
     sentiment correction: the prediction counts as confirmed."""
     reply = aliased(Message)
     query = (sa.select(Feedback).join(reply, Feedback.message_id == reply.id)
-             .where(reply.role == "bot", Feedback.rating == "up", Feedback.corrected_sentiment.is_(None))
+             .where(reply.role == "bot", Feedback.rating == "up", Feedback.corrected_sentiment.is_(None),
+                    Feedback.review_status == "confirmed")
              .order_by(Feedback.created_at, Feedback.id))
     if since is not None:
         query = query.where(Feedback.created_at > since)
@@ -107,7 +114,7 @@ def _confirmed_predictions(session, since, route, route_languages, min_score) ->
         if (turn is not None and turn.sentiment_label and (turn.sentiment_score or 0) >= min_score
                 and _in_route(turn.language, route, route_languages)):
             rows.append(ExportRow(turn.conversation_id, {"text": turn.text, "label": turn.sentiment_label},
-                                  fb.created_at))
+                                  fb.created_at, fb.confirmed_by))
     return rows
 
 
@@ -129,7 +136,8 @@ def collect_chat_rows(session: Session, *, since: datetime | None = None) -> lis
     it was also up-voted."""
     rows = []
     query = sa.select(Feedback).join(Message, Feedback.message_id == Message.id).where(
-        Message.role == "bot", sa.or_(Feedback.rating == "up", Feedback.corrected_reply.is_not(None)))
+        Message.role == "bot", sa.or_(Feedback.rating == "up", Feedback.corrected_reply.is_not(None)),
+        Feedback.review_status == "confirmed")
     if since is not None:
         query = query.where(Feedback.created_at > since)
     chosen: dict[str, Feedback] = {}  # bot message id -> the feedback that says what the reply should be
@@ -142,7 +150,8 @@ def collect_chat_rows(session: Session, *, since: datetime | None = None) -> lis
         if context:
             text = fb.corrected_reply or fb.message.text
             rows.append(ExportRow(fb.message.conversation_id,
-                                  {"messages": context + [{"role": "assistant", "content": text}]}, fb.created_at))
+                                  {"messages": context + [{"role": "assistant", "content": text}]}, fb.created_at,
+                                  fb.confirmed_by))
     query = sa.select(Message).where(Message.role == "agent")
     if since is not None:
         query = query.where(Message.created_at > since)
@@ -150,7 +159,8 @@ def collect_chat_rows(session: Session, *, since: datetime | None = None) -> lis
         context = _context(session, m)
         if context:
             rows.append(ExportRow(m.conversation_id,
-                                  {"messages": context + [{"role": "assistant", "content": m.text}]}, m.created_at))
+                                  {"messages": context + [{"role": "assistant", "content": m.text}]}, m.created_at,
+                                  f"agent:{m.agent}"))
     return sorted(rows, key=lambda r: r.at)
 
 
@@ -215,7 +225,8 @@ def write_export(session: Session, *, what: str, rows: list[ExportRow], path: st
     write_atomic(path, content)
     record = Export(what=what, route=route, path=str(path.resolve()), rows=len(rows),
                     sha256=hashlib.sha256(content).hexdigest(),
-                    conversation_ids=[r.conversation_id for r in rows], since=since,
+                    conversation_ids=[r.conversation_id for r in rows],
+                    confirmed_by=[r.confirmed_by for r in rows], since=since,
                     until=max((r.at for r in rows), default=since), retrain_run_id=retrain_run_id)
     session.add(record)
     session.flush()
@@ -268,6 +279,8 @@ def scrub_exports(session: Session, conversation_ids: set[str]) -> int:
             record.sha256 = hashlib.sha256(content).hexdigest()
         removed += len(owners) - len(keep)
         record.conversation_ids = [owners[i] for i in keep]
+        confirmed = list(record.confirmed_by or [])
+        record.confirmed_by = [confirmed[i] for i in keep] if len(confirmed) == len(owners) else confirmed
         record.rows = len(keep)
         record.updated_at = utcnow()
     session.flush()

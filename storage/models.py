@@ -38,7 +38,13 @@ CLASSIFIER_TASKS = ("sentiment", "intent")
 MODEL_VERSION_STATUSES = ("candidate", "active", "retired", "rejected")
 FINETUNE_KINDS = ("classifier", "chat")
 FINETUNE_STATUSES = ("running", "succeeded", "failed", "killed")
-API_KEY_SCOPES = ("normal", "admin")
+# customer: services facing customers (their own conversations, feedback as a signal);
+# agent: the support team's tools (every conversation, agent replies, review); admin: all.
+API_KEY_SCOPES = ("customer", "agent", "admin")
+# What a feedback row may teach the models: `confirmed` rows enter training exports;
+# customers' corrections wait `pending` until an agent confirms (or rejects) them; a
+# customer's bare rating is a `signal` (dashboards), never training data.
+FEEDBACK_REVIEW_STATUSES = ("signal", "pending", "confirmed", "rejected")
 # A model version serves one route of its task: "default", or a language ("zh") that
 # the task routes to its own model (sentiment: Chinese texts go to the Chinese model).
 DEFAULT_ROUTE = "default"
@@ -118,6 +124,12 @@ class Conversation(Base):
     # `metadata` is reserved by SQLAlchemy's declarative base; the column keeps the name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     escalation_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # Who created it: "key:<api key id>", "keyfile:<name>", "chat" (the open /chat page),
+    # "ui:<user>", "open" (no keys configured) or "operator" (CLI). Customer-scope
+    # callers see only their own.
+    owner: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    # sha256 of the secret in a /chat conversation's link; NULL for other conversations.
+    access_token_hash: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
@@ -173,7 +185,10 @@ class Message(Base):
 
 class Feedback(Base):
     __tablename__ = "feedback"
-    __table_args__ = (sa.CheckConstraint(_one_of("rating", FEEDBACK_RATINGS), name="rating"),)
+    __table_args__ = (
+        sa.CheckConstraint(_one_of("rating", FEEDBACK_RATINGS), name="rating"),
+        sa.CheckConstraint(_one_of("review_status", FEEDBACK_REVIEW_STATUSES), name="review_status"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True, default=new_id)
     message_id: Mapped[str] = mapped_column(
@@ -188,6 +203,13 @@ class Feedback(Base):
     original: Mapped[dict[str, Any] | None]
     # sha256 of the whole payload: a replay of the same feedback is rejected.
     fingerprint: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # Who sent it ("chat", "key:<id>", "ui:<user>", "operator", ...) and whether it may
+    # teach the models (FEEDBACK_REVIEW_STATUSES); confirmed_by: who vouched for it.
+    submitted_by: Mapped[str | None] = mapped_column(sa.String(255))
+    review_status: Mapped[str] = mapped_column(sa.String(16), default="signal", server_default="signal",
+                                               index=True)
+    confirmed_by: Mapped[str | None] = mapped_column(sa.String(255))
+    reviewed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     message: Mapped[Message] = relationship(back_populates="feedback")
@@ -330,6 +352,8 @@ class Export(Base):
     rows: Mapped[int]
     sha256: Mapped[str] = mapped_column(sa.String(64))
     conversation_ids: Mapped[list[Any]] = mapped_column(default=list)
+    # Who confirmed each row (parallel to conversation_ids): an agent, an admin, "operator".
+    confirmed_by: Mapped[list[Any] | None] = mapped_column(default=list)
     since: Mapped[datetime | None]
     until: Mapped[datetime | None]
     retrain_run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)

@@ -1,7 +1,10 @@
-"""API keys: Bearer auth on /v1 once any key exists; admin scope for admin calls.
+"""API keys: Bearer auth on /v1 once any key exists; each route states the scope it needs.
 
-Keys live hashed in the database (`supportbot keys create`), and optionally in the
-settings' api_keys_file: lines `name:scope:sha256-of-key` (never the key itself).
+Keys live hashed in the database (`supportbot keys create NAME --scope customer|agent|admin`),
+and optionally in the settings' api_keys_file: lines `name:scope:sha256-of-key` (never the
+key itself; the old scope "normal" reads as "agent"). Every call resolves to a
+`bot.callers.Caller`; while no key exists that is `OPEN` (the server then listens on
+loopback only).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from bot.api.deps import RuntimeDep, SessionDep
+from bot.callers import OPEN, Caller, scope_of
 from storage.repositories import api_keys
 
 
@@ -38,7 +42,10 @@ def _parse_keys_file(path: Path, _mtime_ns: int) -> list[tuple[str, str, str]]:
         line = line.strip()
         if line and not line.startswith("#"):
             name, scope, digest = (line.split(":", 2) + ["", ""])[:3]
-            out.append((name, scope or "normal", digest))
+            try:
+                out.append((name, scope_of(scope or "customer"), digest))
+            except ValueError:
+                continue  # an unknown scope grants nothing
     return out
 
 
@@ -46,39 +53,39 @@ def auth_required(runtime, session: Session) -> bool:
     return bool(file_keys(runtime.settings.api_keys_file)) or api_keys.any_active_api_key(session)
 
 
-def _scope_of(key: str, runtime, session: Session) -> str | None:
+def _caller_of(key: str, runtime, session: Session) -> Caller | None:
     digest = api_keys.hash_key(key)
-    for _name, scope, stored in file_keys(runtime.settings.api_keys_file):
+    for name, scope, stored in file_keys(runtime.settings.api_keys_file):
         if hmac.compare_digest(digest, stored):
-            return scope
+            return Caller(scope, f"keyfile:{name}", name)
     row = api_keys.verify_api_key(session, key=key)
-    return row.scope if row is not None else None
+    return Caller(scope_of(row.scope), f"key:{row.id}", row.name) if row is not None else None
 
 
-def caller_scope(request: Request, runtime: RuntimeDep, session: SessionDep) -> str:
-    """'open' when no keys exist, else the scope of the presented key (401 without one)."""
-    scope = _authenticate(request, runtime, session)
+def current_caller(request: Request, runtime: RuntimeDep, session: SessionDep) -> Caller:
+    """`OPEN` when no keys exist, else the caller of the presented key (401 without one)."""
+    caller = _authenticate(request, runtime, session)
     # End the lookup's transaction here (committing last_used_at): else the request would hold
     # a pooled connection until it ends (and, once last_used_at is written, SQLite's write
     # lock) while a turn opens sessions of its own. 64 concurrent streamed turns exhausted
     # the pool that way (scripts/bench_load.py).
     session.commit()
-    return scope
+    return caller
 
 
-def _authenticate(request: Request, runtime, session: Session) -> str:
+def _authenticate(request: Request, runtime, session: Session) -> Caller:
     if not auth_required(runtime, session):
         _rate_limit(request, "client:" + (request.client.host if request.client else "unknown"))
-        return "open"
+        return OPEN
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise AuthError(401, "missing API key: send 'Authorization: Bearer KEY' (create one with 'supportbot keys create NAME')")
-    scope = _scope_of(key.strip(), runtime, session)
-    if scope is None:
+    caller = _caller_of(key.strip(), runtime, session)
+    if caller is None:
         raise AuthError(401, "invalid or revoked API key")
     _rate_limit(request, "key:" + api_keys.hash_key(key.strip()))  # the hash, never the key itself
-    return scope
+    return caller
 
 
 def _rate_limit(request: Request, caller: str) -> None:
@@ -87,11 +94,18 @@ def _rate_limit(request: Request, caller: str) -> None:
         limiter.hit(caller)  # RateLimitedError -> 429 with Retry-After
 
 
-def require_admin(scope: Annotated[str, Depends(caller_scope)]) -> str:
-    if scope not in ("admin", "open"):
-        raise AuthError(403, "this call needs an admin key ('supportbot keys create NAME --admin')")
-    return scope
+def require_agent(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    if not caller.is_staff:
+        raise AuthError(403, "this call needs an agent or admin key ('supportbot keys create NAME --scope agent')")
+    return caller
 
 
-ScopeDep = Annotated[str, Depends(caller_scope)]
-AdminDep = Annotated[str, Depends(require_admin)]
+def require_admin(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    if not caller.is_admin:
+        raise AuthError(403, "this call needs an admin key ('supportbot keys create NAME --scope admin')")
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]  # any valid key: customer, agent or admin
+AgentDep = Annotated[Caller, Depends(require_agent)]
+AdminDep = Annotated[Caller, Depends(require_admin)]

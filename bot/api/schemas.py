@@ -208,3 +208,25 @@ class FeedbackCreate(BaseModel):
 
 class FeedbackId(BaseModel):
     id: str
+
+
+class FeedbackReviewPublic(BaseModel):
+    id: str
+    message_id: str
+    conversation_id: str
+    role: Literal["customer", "bot", "agent"]
+    text: str
+    rating: Literal["up", "down"]
+    comment: str | None
+    corrected_reply: str | None
+    corrected_sentiment: str | None
+    corrected_intent: str | None
+    submitted_by: str | None
+    review_status: Literal["signal", "pending", "confirmed", "rejected"]
+    confirmed_by: str | None
+    created_at: str
+
+
+class FeedbackReviewsPublic(BaseModel):
+    data: list[FeedbackReviewPublic]
+    count: int

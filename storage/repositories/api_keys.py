@@ -32,7 +32,7 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(session: Session, *, name: str, scope: str = "normal") -> tuple[ApiKey, str]:
+def create_api_key(session: Session, *, name: str, scope: str = "customer") -> tuple[ApiKey, str]:
     """A new key: returns (row, plaintext). The plaintext is not stored anywhere; show it
     to the user once. Raises DuplicateApiKeyName if `name` is taken (revoked keys too)."""
     if scope not in API_KEY_SCOPES:

@@ -37,9 +37,14 @@ def create_conversation(
     channel: str | None = None,
     customer_ref: str | None = None,
     meta: dict[str, Any] | None = None,
+    owner: str | None = None,
+    access_token_hash: str | None = None,
 ) -> Conversation:
+    """A new open conversation. `owner`: who created it (customer-scope callers see only
+    their own); `access_token_hash`: sha256 of the secret a /chat link carries."""
     conversation = Conversation(
-        status="open", channel=channel, customer_ref=customer_ref, meta=dict(meta or {})
+        status="open", channel=channel, customer_ref=customer_ref, meta=dict(meta or {}),
+        owner=owner, access_token_hash=access_token_hash,
     )
     session.add(conversation)
     session.flush()
@@ -76,13 +81,14 @@ def list_conversations(
     since: datetime | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    owner: str | None = None,
 ) -> ConversationPage:
     """Conversations, newest first, a page at a time.
 
     Keyset pagination on (created_at, id): pass the returned `next_cursor` back to get
     the next page; rows created meanwhile never shift or repeat pages. `since` keeps
-    conversations created at or after that time (naive datetimes are taken as UTC).
-    Raises InvalidCursor for a cursor this function did not produce.
+    conversations created at or after that time (naive datetimes are taken as UTC);
+    `owner` only those that owner created. Raises InvalidCursor for a cursor this function did not produce.
     """
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}; got {limit}")
@@ -92,6 +98,8 @@ def list_conversations(
         query = query.where(Conversation.status == status)
     if since is not None:
         query = query.where(Conversation.created_at >= since)
+    if owner is not None:
+        query = query.where(Conversation.owner == owner)
     if cursor is not None:
         created_at, conversation_id = _decode_cursor(cursor)
         query = query.where(

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.errors import ConflictError
-from storage.models import FEEDBACK_RATINGS, Feedback, Message, new_id, utcnow
+from storage.models import FEEDBACK_RATINGS, FEEDBACK_REVIEW_STATUSES, Feedback, Message, check_choice, new_id, utcnow
 
 
 class DuplicateFeedback(ConflictError):
@@ -73,15 +73,21 @@ def add_feedback(
     corrected_sentiment: str | None = None,
     corrected_intent: str | None = None,
     original: dict | None = None,
+    submitted_by: str | None = None,
+    review_status: str = "confirmed",
+    confirmed_by: str | None = None,
 ) -> Feedback | None:
     """Record feedback on a message. `original`: the comment / corrected reply before PII
     redaction, stored only when the operator opted in (not part of the fingerprint).
+    `submitted_by`, `review_status`, `confirmed_by`: who sent it and whether it may teach
+    the models (storage.models.FEEDBACK_REVIEW_STATUSES); the service decides.
 
     Returns the new row, or None if the message does not exist.
     Raises DuplicateFeedback if exactly this feedback was recorded before.
     """
     if rating not in FEEDBACK_RATINGS:
         raise ValueError(f"rating must be one of {', '.join(FEEDBACK_RATINGS)}; got {rating!r}")
+    check_choice(review_status, FEEDBACK_REVIEW_STATUSES, "review_status")
     if session.get(Message, message_id) is None:
         return None
     values = {
@@ -96,7 +102,8 @@ def add_feedback(
     session.flush()  # the message must be in the database before the Core insert
     inserted_id = session.scalar(
         _insert_ignoring_duplicates(session)
-        .values(id=new_id(), fingerprint=digest, created_at=utcnow(), original=original, **values)
+        .values(id=new_id(), fingerprint=digest, created_at=utcnow(), original=original, submitted_by=submitted_by,
+                review_status=review_status, confirmed_by=confirmed_by, **values)
         .returning(Feedback.id)
     )
     if inserted_id is None:
@@ -116,9 +123,13 @@ def list_feedback(
     rating: str | None = None,
     since: datetime | None = None,
     limit: int | None = None,
+    review_status: str | None = None,
 ) -> list[Feedback]:
-    """Feedback, oldest first, optionally for one message, one rating or since a time."""
+    """Feedback, oldest first, optionally for one message, one rating, one review status
+    or since a time."""
     query = sa.select(Feedback)
+    if review_status is not None:
+        query = query.where(Feedback.review_status == review_status)
     if message_id is not None:
         query = query.where(Feedback.message_id == message_id)
     if rating is not None:
@@ -129,3 +140,14 @@ def list_feedback(
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+def set_review(session: Session, *, feedback: Feedback, status: str, by: str) -> Feedback:
+    """An agent's decision on a customer's correction: confirmed (it may teach the
+    models) or rejected (it never will)."""
+    check_choice(status, ("confirmed", "rejected"), "review decision")
+    feedback.review_status = status
+    feedback.confirmed_by = by if status == "confirmed" else None
+    feedback.reviewed_at = utcnow()
+    session.flush()
+    return feedback

@@ -114,13 +114,13 @@ def test_keys_create_list_revoke(capsys, tmp_path):
     out = capsys.readouterr()
     key = out.out.strip()
     assert key.startswith("sb_") and len(key) > 20
-    assert "created normal key 'ci'" in out.err
+    assert "created customer key 'ci'" in out.err
     assert main(["keys", "create", "boss", "--admin", *home]) == 0
     capsys.readouterr()
 
     assert main(["keys", "list", *home]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
-    assert sorted((r[0], r[1], r[3]) for r in rows) == [("boss", "admin", "active"), ("ci", "normal", "active")]
+    assert sorted((r[0], r[1], r[3]) for r in rows) == [("boss", "admin", "active"), ("ci", "customer", "active")]
     assert key not in "".join("".join(r) for r in rows)  # only a prefix is shown
     assert any(r[2].startswith(key[:10]) for r in rows)
 

@@ -22,7 +22,10 @@ AGENT_REDACTED = "I'll call you on [PHONE] or write to [EMAIL]"
 
 @pytest.fixture(params=[False, True], ids=["default", "keep_original"])
 def setup(request, tmp_path):
-    rt = make_runtime(tmp_path, **({"pii_keep_original": True} if request.param else {}))
+    from cryptography.fernet import Fernet
+
+    keep = {"pii_keep_original": True, "pii_original_key": Fernet.generate_key().decode()}
+    rt = make_runtime(tmp_path, **(keep if request.param else {}))
     with TestClient(create_app(rt, ui=False)) as client:
         yield rt, client, request.param
     rt.close()
@@ -60,8 +63,10 @@ def test_customer_and_agent_messages_are_stored_redacted(setup):
     rows = [m for m in stored(rt, cid) if m.role != "bot"]
     assert [m.text for m in rows] == [CARD_MAIL_REDACTED, ZH_PHONE_REDACTED, AGENT_REDACTED]
     assert rows[1].language == "zh"
-    if keep:
-        assert [m.text_original for m in rows] == [CARD_MAIL, ZH_PHONE, AGENT]
+    if keep:  # sealed at rest: the database alone does not reveal them
+        assert [rt.sealer.unseal(m.text_original) for m in rows] == [CARD_MAIL, ZH_PHONE, AGENT]
+        dump = raw_database_text(rt)
+        assert "4111 1111 1111 1111" not in dump and "example.com" not in dump and "13800138000" not in dump
     else:
         assert [m.text_original for m in rows] == [None, None, None]
         dump = raw_database_text(rt)
@@ -96,7 +101,7 @@ def test_history_given_with_a_new_conversation_is_redacted(setup):
     cid = rt.dialogue.create_conversation(history=[("user", CARD_MAIL), ("assistant", "Thanks, noted.")])
     rows = stored(rt, cid)
     assert [(m.role, m.text) for m in rows] == [("customer", CARD_MAIL_REDACTED), ("bot", "Thanks, noted.")]
-    assert rows[0].text_original == (CARD_MAIL if keep else None)
+    assert (rt.sealer.unseal(rows[0].text_original) if keep else rows[0].text_original) == (CARD_MAIL if keep else None)
 
 
 def test_redaction_can_be_narrowed_by_the_operator(tmp_path):

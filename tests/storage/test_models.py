@@ -31,7 +31,7 @@ def _valid_row(session, table: str, key: str) -> dict:
             "task": "chat", "kind": "chat", "status": "running", "config": {}, "data": {},
             "metrics": {}, "progress": 0.5, "started_at": now,
         },
-        "api_keys": {"name": key, "key_hash": key, "prefix": "p", "scope": "normal"},
+        "api_keys": {"name": key, "key_hash": key, "prefix": "p", "scope": "customer"},
         "predictions": {
             "task": "sentiment", "model_version": "v", "label": "l", "score": 1.0, "text_chars": 1
         },

@@ -3,7 +3,10 @@
 Two models are served: `supportbot`, the customer-service pipeline (each call is a
 customer turn in a stored conversation; the response carries the extras of API.md), and
 the chat model itself by its name, a plain completion over the given messages that is
-not stored. The second is what lets one supportbot serve another's generation.
+not stored. The second is what lets one supportbot serve another's generation; it has
+none of the pipeline's grounding, so it needs an admin key (or is off:
+SUPPORTBOT_PLAIN_MODEL_ENDPOINT=off), and harmful requests are refused there too.
+A customer-scope key continues only conversations it created.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from bot import prompting
-from bot.api.auth import ScopeDep
+from bot.api.auth import AuthError, CallerDep
 from bot.api.deps import RuntimeDep, SettingsDep
+from bot.callers import Caller
 from bot.api.schemas import ChatCompletionRequest
 from bot.dialogue import TurnResult
 from bot.errors import InputError, NotFoundError, PayloadTooLargeError
 from bot.generation import GenerationParams
+from bot.api.routes.conversations import accessible
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -35,9 +40,9 @@ def _model_entry(name: str) -> dict:
 
 
 @router.get("/models")
-def models(runtime: RuntimeDep, _scope: ScopeDep):
+def models(runtime: RuntimeDep, caller: CallerDep):
     names = [PIPELINE]
-    if runtime.generator is not None:
+    if runtime.generator is not None and caller.is_admin and runtime.settings.plain_model_endpoint == "admin":
         names.append(runtime.generator.name)
     return {"object": "list", "data": [_model_entry(n) for n in names]}
 
@@ -61,7 +66,7 @@ def _error_event(exc: Exception) -> str:
 
 @router.post("/chat/completions", responses={200: {"description": "a chat.completion, or with stream=true "
                                                    "chat.completion.chunk events", "content": {"text/event-stream": {}}}})
-def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep, settings: SettingsDep, _scope: ScopeDep):
+def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep, settings: SettingsDep, caller: CallerDep):
     for i, m in enumerate(body.messages):
         if len(m.text()) > settings.max_text_chars:
             raise PayloadTooLargeError(f"messages[{i}] has {len(m.text())} characters; the limit is "
@@ -73,15 +78,17 @@ def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep, settings:
     model = body.model or PIPELINE
     cid = "chatcmpl-" + uuid.uuid4().hex
     if model == PIPELINE:
-        return _pipeline(body, runtime, params, cid)
+        return _pipeline(body, runtime, params, cid, caller)
     generator = runtime.generator
-    if generator is None or model != generator.name:
-        served = ", ".join([PIPELINE] + ([generator.name] if generator is not None else []))
-        raise NotFoundError(f"model {model!r} is not served here; use one of: {served} (GET /v1/models)")
-    return _plain(body, generator, params, cid)
+    if generator is not None and model == generator.name and settings.plain_model_endpoint == "admin":
+        if not caller.is_admin:
+            raise AuthError(403, f"the plain model {model!r} needs an admin key; customer services use "
+                                 f"model={PIPELINE!r}")
+        return _plain(body, generator, params, cid)
+    raise NotFoundError(f"model {model!r} is not served here; use {PIPELINE!r} (GET /v1/models)")
 
 
-def _pipeline(body: ChatCompletionRequest, runtime, params: GenerationParams, cid: str):
+def _pipeline(body: ChatCompletionRequest, runtime, params: GenerationParams, cid: str, caller: Caller):
     last = body.messages[-1]
     if last.role != "user" or not last.text().strip():
         raise InputError("the last message must be the customer's (role 'user') and not empty")
@@ -89,7 +96,11 @@ def _pipeline(body: ChatCompletionRequest, runtime, params: GenerationParams, ci
     conversation_id = body.conversation_id
     if conversation_id is None:
         earlier = [(m.role, m.text()) for m in body.messages[:-1] if m.role in ("user", "assistant") and m.text()]
-        conversation_id = dialogue.create_conversation(channel="api", customer_ref=body.user, history=earlier)
+        conversation_id = dialogue.create_conversation(channel="api", customer_ref=body.user, history=earlier,
+                                                       owner=caller.owner)
+    else:
+        with runtime.sessions() as session:
+            accessible(session, caller, conversation_id)
     events = dialogue.stream_turn(conversation_id, last.text(), params)
     first = next(events)  # errors (unknown conversation, bad text) surface here, before any 200
     generator = runtime.generator

@@ -1,4 +1,8 @@
-"""/v1/conversations: customer turns, agent replies, release, history, erase."""
+"""/v1/conversations: customer turns, agent replies, release, history, erase.
+
+Customer-scope keys create conversations and see only their own (others answer 404, as
+if they did not exist); agents see and handle all; erasure needs an admin key.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BeforeValidator
 
-from bot.api.auth import ScopeDep
+from bot.api.auth import AdminDep, AgentDep, CallerDep
 from bot.api.deps import DialogueDep, SessionDep
+from bot.callers import Caller
 from bot.api.schemas import (AgentMessageCreate, ConversationCreate, ConversationId, ConversationPublic,
                              ConversationsPublic, MessageCreate, TurnPublic)
 from bot.dialogue import conversation_public
@@ -40,47 +45,56 @@ def _in_utc(value: datetime) -> datetime:
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_utc)]
 
 
+def accessible(session, caller: Caller, conversation_id: str):
+    """The conversation if this caller may see it; else 404 (not 403: ids are not probed)."""
+    conversation = repo.get_conversation(session, conversation_id=conversation_id)
+    if conversation is None or not caller.may_access(conversation.owner):
+        raise NotFoundError(f"no conversation {conversation_id!r}")
+    return conversation
+
+
 @router.post("", response_model=ConversationId, status_code=201)
-def create(dialogue: DialogueDep, _scope: ScopeDep, body: ConversationCreate | None = None):
+def create(dialogue: DialogueDep, caller: CallerDep, body: ConversationCreate | None = None):
     body = body or ConversationCreate()
     return {"id": dialogue.create_conversation(channel=body.channel, customer_ref=body.customer_ref,
-                                               metadata=body.metadata)}
+                                               metadata=body.metadata, owner=caller.owner)}
 
 
 @router.post("/{conversation_id}/messages", response_model=TurnPublic)
-def customer_message(conversation_id: str, body: MessageCreate, dialogue: DialogueDep, _scope: ScopeDep):
+def customer_message(conversation_id: str, body: MessageCreate, dialogue: DialogueDep, session: SessionDep,
+                     caller: CallerDep):
+    accessible(session, caller, conversation_id)
+    session.commit()  # end the lookup's transaction before the (long) turn
     return dialogue.turn(conversation_id, body.text).public()
 
 
 @router.post("/{conversation_id}/agent-messages", status_code=201)
-def agent_message(conversation_id: str, body: AgentMessageCreate, dialogue: DialogueDep, _scope: ScopeDep):
+def agent_message(conversation_id: str, body: AgentMessageCreate, dialogue: DialogueDep, _agent: AgentDep):
     return dialogue.agent_message(conversation_id, body.text, agent=body.agent)
 
 
 @router.post("/{conversation_id}/release", response_model=ConversationPublic)
-def release(conversation_id: str, dialogue: DialogueDep, _scope: ScopeDep):
+def release(conversation_id: str, dialogue: DialogueDep, _agent: AgentDep):
     return dialogue.release(conversation_id)
 
 
 @router.get("/{conversation_id}", response_model=ConversationPublic)
-def get(conversation_id: str, session: SessionDep, _scope: ScopeDep):
-    conversation = repo.get_conversation(session, conversation_id=conversation_id)
-    if conversation is None:
-        raise NotFoundError(f"no conversation {conversation_id!r}")
-    return conversation_public(conversation)
+def get(conversation_id: str, session: SessionDep, caller: CallerDep):
+    return conversation_public(accessible(session, caller, conversation_id))
 
 
 @router.get("", response_model=ConversationsPublic)
-def list_(session: SessionDep, _scope: ScopeDep, status: str | None = Query(None, pattern="^(open|escalated|closed)$"),
+def list_(session: SessionDep, caller: CallerDep, status: str | None = Query(None, pattern="^(open|escalated|closed)$"),
           since: IsoDateTime | None = None, limit: int = Query(50, ge=1, le=repo.MAX_PAGE_SIZE),
           cursor: str | None = Query(None, max_length=200)):
-    page = repo.list_conversations(session, status=status, since=since, limit=limit, cursor=cursor)
+    owner = None if caller.is_staff else caller.owner  # customers list their own
+    page = repo.list_conversations(session, status=status, since=since, limit=limit, cursor=cursor, owner=owner)
     data = [conversation_public(c, with_messages=False) for c in page.items]
     return {"data": data, "count": len(data), "next_cursor": page.next_cursor}
 
 
 @router.delete("/{conversation_id}", status_code=204)
-def erase(conversation_id: str, session: SessionDep, _scope: ScopeDep):
+def erase(conversation_id: str, session: SessionDep, _admin: AdminDep):
     if not erase_conversation(session, conversation_id=conversation_id):
         raise NotFoundError(f"no conversation {conversation_id!r}")
     return Response(status_code=204)

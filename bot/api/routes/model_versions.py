@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from bot import versions
-from bot.api.auth import AdminDep, ScopeDep
+from bot.api.auth import AdminDep, AgentDep
 from bot.api.deps import SessionDep, SettingsDep
 from bot.api.schemas import ModelVersionPublic, TaskVersionsPublic
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/model-versions", tags=["model-versions"])
 
 
 @router.get("", response_model=dict[str, TaskVersionsPublic])
-def list_(session: SessionDep, settings: SettingsDep, _scope: ScopeDep):
+def list_(session: SessionDep, settings: SettingsDep, _agent: AgentDep):
     return versions.versions_public(session, settings)
 
 

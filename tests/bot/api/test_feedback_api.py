@@ -159,7 +159,9 @@ def test_comment_and_corrected_reply_are_stored_redacted_without_the_original(rt
 
 
 def test_the_original_is_kept_when_the_operator_opts_in(tmp_path):
-    rt, client = _start(tmp_path, pii_keep_original=True)
+    from cryptography.fernet import Fernet
+
+    rt, client = _start(tmp_path, pii_keep_original=True, pii_original_key=Fernet.generate_key().decode())
     try:
         t = turn(client)
         r = client.post("/v1/feedback", json={"message_id": t["reply"]["message_id"], "rating": "down",
@@ -171,7 +173,9 @@ def test_the_original_is_kept_when_the_operator_opts_in(tmp_path):
         rows = {f.id: f for f in stored(rt)}
         kept = rows[r.json()["id"]]
         assert kept.comment == REDACTED_COMMENT
-        assert kept.original == {"comment": PII_COMMENT, "corrected_reply": None}
+        # sealed at rest: not readable without the key, the key opens it
+        assert PII_COMMENT not in str(kept.original) and kept.original["corrected_reply"] is None
+        assert rt.sealer.unseal(kept.original["comment"]) == PII_COMMENT
         assert rows[clean.json()["id"]].original is None  # nothing was redacted: nothing to keep
     finally:
         client.__exit__(None, None, None)

@@ -88,7 +88,7 @@ def test_unknown_id_is_404_and_unloadable_is_422_changing_nothing(client, runtim
 
 def test_activation_needs_an_admin_key_once_keys_exist(client, runtime, tmp_path):
     vid = register(runtime, tmp_path)
-    normal = add_key(runtime, "ci", "normal")
+    normal = add_key(runtime, "ci", "agent")
     admin = add_key(runtime, "ops", "admin")
     assert client.get("/v1/model-versions").status_code == 401
     r = client.post(f"/v1/model-versions/{vid}/activate")

@@ -218,7 +218,7 @@ def test_failed_calls_are_not_logged(client, runtime):
 # ---- auth -------------------------------------------------------------------------------------------
 
 
-def _create_key(runtime, name: str, scope: str = "normal") -> str:
+def _create_key(runtime, name: str, scope: str = "customer") -> str:
     with runtime.sessions() as session:
         _row, key = api_keys.create_api_key(session, name=name, scope=scope)
         session.commit()

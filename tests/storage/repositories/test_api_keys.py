@@ -108,4 +108,4 @@ def test_list_api_keys(session):
     api_keys.revoke_api_key(session, name="a")
     assert [k.name for k in api_keys.list_api_keys(session)] == ["b"]
     assert {k.name for k in api_keys.list_api_keys(session, include_revoked=True)} == {"a", "b"}
-    assert api_keys.get_api_key(session, name="b").scope == "normal"
+    assert api_keys.get_api_key(session, name="b").scope == "customer"
