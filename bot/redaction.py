@@ -3,21 +3,36 @@
 Each kind found is replaced by a placeholder; every other character stays as it was, and
 redacting redacted text changes nothing (no placeholder holds a digit or an "@").
 
+What the patterns see: callers normalise text (NFKC, zero-width and bidi controls
+stripped) before redaction, but the redactor does not rely on it (rows exported from
+older data are redacted again without that step). Matching runs on a folded view of the
+text: full-width and other Unicode digits and letters (１３８, ＡＢ, Arabic-Indic digits)
+and the punctuation the patterns use (＠ ． ＋ － （ ）) read as ASCII, Unicode spaces as
+spaces, Unicode dashes (– — −) as "-", and invisible characters (format controls such as
+U+200B-U+200F, U+202A-U+202E, U+2060, U+2066-U+2069, U+FEFF, soft hyphen; combining
+marks) are skipped. What is replaced is the original span from the match's first to its
+last character, so invisible characters inside a number or an e-mail go with it (those
+just around it stay: they are not PII).
+
 Detected (kind -> placeholder):
 - email   -> [EMAIL]      local@domain.tld, plus-addressing and subdomains, also when
                            glued to Chinese text ("邮箱是zhang.wei@example.com.cn谢谢").
-- phone   -> [PHONE]      international "+CC ..." (8-15 digits), Chinese mobile
-                           1[3-9]xxxxxxxxx (optionally +86/0086, spaces or dashes),
-                           Chinese landline 0AA(A)-NNNNNNN(N) or (0AA)NNNNNNNN, North-American
-                           (415) 555-0132 / 415-555-0132 / 415.555.0132 (separators needed).
-- card    -> [CARD]       13-19 digits, compact or grouped by one kind of separator (space
-                           or dash), only when the Luhn check passes.
+- phone   -> [PHONE]      international "+CC ..." (8-15 digits) or "00CC ..." (10-15 digits
+                           after the 00, a separator after the country code: "0044 20 7946
+                           0958"), with "(0)" allowed; Chinese mobile 1[3-9]xxxxxxxxx
+                           (optionally +86/0086; spaces, dashes or dots); Chinese landline
+                           0AA(A)-NNNNNNN(N) or (0AA)NNNNNNNN (dash, space or dot);
+                           North-American (415) 555-0132 / 415-555-0132 / 415.555.0132
+                           (separators needed).
+- card    -> [CARD]       13-19 digits, compact or in groups (4-4-4-4, 4-6-5, 4-6-4, 8-4-4,
+                           ...) separated by spaces, dashes or dots, mixed or not, only when
+                           the Luhn check passes.
 - cn_id   -> [ID_NUMBER]  Chinese resident ID: 17 digits + digit/X, valid ISO 7064 MOD 11-2
                            checksum and a real birth date between 1900 and today (the 6-8-4
-                           grouping with spaces is accepted too).
-- iban    -> [IBAN]       country code + 2 check digits + BBAN, compact or spaced: the country
-                           must be in the IBAN registry, the length must be that country's,
-                           and the mod-97 check must pass.
+                           grouping with spaces, dashes or dots is accepted too).
+- iban    -> [IBAN]       country code + 2 check digits + BBAN, compact or grouped by spaces
+                           or dashes: the country must be in the IBAN registry, the length
+                           must be that country's, and the mod-97 check must pass.
 - address -> [ADDRESS]    English: number + 1-4 capitalised words + street suffix
                            ("221B Baker Street"), with an optional unit before or after
                            ("Apt 4B", "Suite 200") and an optional "City, ST 12345" or UK
@@ -26,18 +41,30 @@ Detected (kind -> placeholder):
                            optional 栋/楼/单元/室 parts, or at least two administrative units
                            plus a road without a number.
 
+Numbers (phone, card, cn_id) are found when glued to Chinese text ("电话13800138000谢谢")
+and to words ("tel13800138000ok", "card4111111111111111exp"), but not to codes: the
+letters touching a number must be a word of two or more letters that is not all upper
+case (upper-case labels such as TEL, PHONE, CARD, ID are words), with no digit beyond it.
+So "LS13800138000", "SF9612345678901" (order and tracking codes) and hex digests are left
+alone.
+
 Deliberately NOT detected (precision first: false positives hurt support work):
 order numbers, prices, dates and times, quantities, years, tracking codes (they are not
-Luhn/mod-97/checksum-valid in the right shape), digit runs that fail their checksum,
-bare 10-digit numbers without +1 or separators (too often order numbers), Chinese
-addresses without a road or without a number (小区/村 names, "5号楼" alone), numbers
-written in Chinese numerals, continental street formats ("12 Rue de Rivoli"), P.O. boxes,
-names, and e-mail addresses with non-ASCII local parts. Known trade-offs: a 13-19 digit
-number that happens to pass Luhn is redacted as a card (the price of catching cards); the
-start of a Chinese address is found by stopping at common function characters and at
-well-known province/city names, so an unusual word glued right before the first unit
-("麻烦河源市...") may be redacted with it; a product name shaped like a street
-("2 Blue Street Lamps") is redacted as an address.
+Luhn/mod-97/checksum-valid in the right shape, or they are glued to an upper-case code),
+digit runs that fail their checksum, bare 10-digit numbers without +1 or separators (too
+often order numbers), numbers glued to an upper-case code or to a single letter, IBANs
+glued to letters (where would they end?), numbers split over lines (a line break ends a
+number: joining lines would turn lists of short codes, one a line, into cards and phone
+numbers), Chinese addresses without a road or without a number (小区/村 names, "5号楼"
+alone), numbers written in Chinese numerals, continental street formats ("12 Rue de
+Rivoli"), P.O. boxes, names, and e-mail addresses with non-ASCII local parts. Known
+trade-offs: a 13-19 digit number that happens to pass Luhn is redacted as a card (the
+price of catching cards), also when glued to a lower-case word; a "00"-prefixed number
+grouped like an international phone number is redacted as one; the start of a Chinese
+address is found by stopping at common function characters and at well-known
+province/city names, so an unusual word glued right before the first unit ("麻烦河源市...")
+may be redacted with it; a product name shaped like a street ("2 Blue Street Lamps") is
+redacted as an address.
 
 Kinds are applied in a fixed order (email, iban, cn_id, card, phone, address), each on the
 text left by the ones before, so a QQ-style "12345@qq.com" is an e-mail and not a phone,
@@ -49,6 +76,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -75,6 +103,7 @@ _Check = Callable[[str], int | None]
 class _Rule:
     pattern: re.Pattern[str]
     check: _Check | None = None
+    glued: bool = False  # a number that may touch letters (see _glue_ok)
 
 
 # --- checksums ------------------------------------------------------------------------
@@ -137,30 +166,31 @@ def _iban_ok(compact: str) -> bool:
 
 def _check_iban(candidate: str) -> int | None:
     """The candidate may run on into following words ("... 7654 32 ASAP"): the IBAN is the
-    prefix, ending at a space, whose compact length is the country's."""
+    prefix, ending at a space or dash, whose compact length is the country's."""
     want = _IBAN_LENGTHS.get(candidate[:2].upper())
     if want is None:
         return None
     count = 0
     for i, ch in enumerate(candidate):
-        if ch != " ":
+        if ch not in " -":
             count += 1
         if count == want:
             end = i + 1
-            if end < len(candidate) and candidate[end] != " ":
+            if end < len(candidate) and candidate[end] not in " -":
                 return None
-            return end if _iban_ok(candidate[:end].replace(" ", "").upper()) else None
+            compact = re.sub(r"[ \-]", "", candidate[:end]).upper()
+            return end if _iban_ok(compact) else None
     return None
 
 
 def _check_cn_id(candidate: str) -> int | None:
-    return len(candidate) if _cn_id_ok(candidate.replace(" ", "")) else None
+    return len(candidate) if _cn_id_ok(re.sub(r"[ .\-]", "", candidate)) else None
 
 
 def _check_card(candidate: str) -> int | None:
     """The longest prefix, ending at a group boundary, of 13-19 digits that passes Luhn
     (so "4111 1111 1111 1111 12" redacts the card and keeps " 12")."""
-    groups = re.split(r"([ -])", candidate)  # digits, sep, digits, sep, ...
+    groups = re.split(r"([ .\-])", candidate)  # digits, sep, digits, sep, ...
     for n in range(len(groups), 0, -2):
         digits = "".join(groups[0:n:2])
         if 13 <= len(digits) <= 19 and _luhn_ok(digits):
@@ -169,7 +199,10 @@ def _check_card(candidate: str) -> int | None:
 
 
 def _check_intl_phone(candidate: str) -> int | None:
+    """8-15 digits after "+"; 10-15 after "00" (a bare 00 prefix is weaker evidence)."""
     digits = sum(ch.isdigit() for ch in candidate)
+    if candidate.startswith("00"):
+        return len(candidate) if 10 <= digits - 2 <= 15 else None
     return len(candidate) if 8 <= digits <= 15 else None
 
 
@@ -177,6 +210,11 @@ def _check_intl_phone(candidate: str) -> int | None:
 
 _NOT_AFTER_ALNUM = r"(?<![A-Za-z0-9])"
 _NOT_BEFORE_ALNUM = r"(?![A-Za-z0-9])"
+# Numbers that may be glued to words ("tel13800138000ok") only stop at other digits here;
+# _glue_ok then decides whether the letters touching them make a word or a code.
+_NOT_AFTER_DIGIT = r"(?<![0-9])"
+_NOT_BEFORE_DIGIT = r"(?![0-9])"
+_SEP = r"[ .\-]"  # one separator between digit groups (a line break is none)
 
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+\-])"
@@ -187,38 +225,40 @@ _EMAIL = re.compile(
 )
 
 _IBAN = re.compile(
-    _NOT_AFTER_ALNUM + r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}" + _NOT_BEFORE_ALNUM
+    _NOT_AFTER_ALNUM + r"[A-Za-z]{2}[0-9]{2}(?:[ \-]?[A-Za-z0-9]){11,30}" + _NOT_BEFORE_ALNUM
 )
 
 _CN_ID = re.compile(
-    _NOT_AFTER_ALNUM
-    + r"[1-8][0-9]{5}(?P<s> ?)(?:19|20)[0-9]{2}[01][0-9][0-3][0-9](?P=s)[0-9]{3}[0-9Xx]"
-    + _NOT_BEFORE_ALNUM
+    _NOT_AFTER_DIGIT
+    + rf"[1-8][0-9]{{5}}{_SEP}?(?:19|20)[0-9]{{2}}[01][0-9][0-3][0-9]{_SEP}?[0-9]{{3}}[0-9Xx]"
+    + _NOT_BEFORE_DIGIT
 )
 
-_CARD_COMPACT = re.compile(_NOT_AFTER_ALNUM + r"[1-9][0-9]{12,18}" + _NOT_BEFORE_ALNUM)
-# 4-4-4-4, 4-4-4-4-3, 4-6-5 (Amex), 4-6-4 (Diners), ...: one separator kind throughout.
+_CARD_COMPACT = re.compile(_NOT_AFTER_DIGIT + r"[1-9][0-9]{12,18}" + _NOT_BEFORE_DIGIT)
+# 4-4-4-4, 4-4-4-4-3, 4-6-5 (Amex), 4-6-4 (Diners), 8-4-4, ...; spaces, dashes and dots,
+# mixed (a zero-width character between two groups turns 4-4-4-4 into 8-4-4).
 _CARD_GROUPED = re.compile(
-    _NOT_AFTER_ALNUM
-    + r"[1-9][0-9]{3}(?P<sep>[ \-])[0-9]{4,6}(?:(?P=sep)[0-9]{1,5}){1,3}"
-    + _NOT_BEFORE_ALNUM
+    _NOT_AFTER_DIGIT
+    + rf"[1-9][0-9]{{3,7}}{_SEP}[0-9]{{4,6}}(?:{_SEP}[0-9]{{1,5}}){{1,3}}"
+    + _NOT_BEFORE_DIGIT
 )
 
 _PHONE_INTL = re.compile(
-    r"(?<![A-Za-z0-9+])\+[1-9][0-9]{0,2}"
+    # "+CC" or "00CC" (then a separator: "0044 20 ...", so a bare 00-number is no phone)
+    r"(?<![0-9+])(?:\+|00(?=[1-9][0-9]{0,2}[ .\-]))[1-9][0-9]{0,2}"
     r"(?:[ .\-]?\([0-9]{1,4}\))?"  # "+1 (415)", "+44 (0)20"
     r"[ .\-]?[0-9]{1,5}"  # "+33 1 ...", "+44 20 ..."
     r"(?:[ .\-]?[0-9]{2,5}){0,5}"
     r"(?![0-9])"
 )
 _PHONE_CN_MOBILE = re.compile(
-    r"(?<![A-Za-z0-9+])(?:(?:\+|00)86[ \-]?)?1[3-9][0-9](?:[ \-]?[0-9]{4}){2}(?![0-9])"
+    rf"(?<![0-9+])(?:(?:\+|00)86{_SEP}?)?1[3-9][0-9](?:{_SEP}?[0-9]{{4}}){{2}}(?![0-9])"
 )
 _PHONE_CN_LANDLINE = re.compile(
-    r"(?<![A-Za-z0-9+])(?:\(0[1-9][0-9]{1,2}\)[ \-]?|0[1-9][0-9]{1,2}[ \-])[0-9]{7,8}(?![0-9])"
+    rf"(?<![0-9+])(?:\(0[1-9][0-9]{{1,2}}\){_SEP}?|0[1-9][0-9]{{1,2}}{_SEP})[0-9]{{7,8}}(?![0-9])"
 )
 _PHONE_NANP = re.compile(
-    r"(?<![A-Za-z0-9+])(?:1[ .\-]?)?(?:\([2-9][0-9]{2}\)[ .\-]?|[2-9][0-9]{2}[ .\-])"
+    r"(?<![0-9+])(?:1[ .\-]?)?(?:\([2-9][0-9]{2}\)[ .\-]?|[2-9][0-9]{2}[ .\-])"
     r"[2-9][0-9]{2}[ .\-][0-9]{4}(?![0-9])"
 )
 
@@ -291,16 +331,111 @@ _CN_ADDRESS = re.compile(
 _RULES: dict[str, tuple[_Rule, ...]] = {
     "email": (_Rule(_EMAIL),),
     "iban": (_Rule(_IBAN, _check_iban),),
-    "cn_id": (_Rule(_CN_ID, _check_cn_id),),
-    "card": (_Rule(_CARD_GROUPED, _check_card), _Rule(_CARD_COMPACT, _check_card)),
+    "cn_id": (_Rule(_CN_ID, _check_cn_id, glued=True),),
+    "card": (
+        _Rule(_CARD_GROUPED, _check_card, glued=True),
+        _Rule(_CARD_COMPACT, _check_card, glued=True),
+    ),
     "phone": (
-        _Rule(_PHONE_INTL, _check_intl_phone),
-        _Rule(_PHONE_CN_MOBILE),
-        _Rule(_PHONE_CN_LANDLINE),
-        _Rule(_PHONE_NANP),
+        _Rule(_PHONE_INTL, _check_intl_phone, glued=True),
+        _Rule(_PHONE_CN_MOBILE, glued=True),
+        _Rule(_PHONE_CN_LANDLINE, glued=True),
+        _Rule(_PHONE_NANP, glued=True),
     ),
     "address": (_Rule(_EN_ADDRESS), _Rule(_CN_ADDRESS)),
 }
+
+
+# --- what the patterns read: a folded view of the text -----------------------------------
+# The patterns are ASCII. They run on a folded copy of the text in which full-width and
+# other Unicode digits, letters and the punctuation the patterns use are their ASCII
+# selves, Unicode spaces are spaces, dashes are "-", and invisible characters (format
+# controls: zero-width, bidi, BOM, soft hyphen; combining marks) are gone. A match is
+# mapped back to the original text, so the span replaced is everything from its first to
+# its last character, invisible ones included. Other full-width punctuation (，：；) stays
+# as it is: it ends a number or a sentence in Chinese text.
+
+_FOLD_PUNCT = frozenset("@.+-()#_%'")
+_DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d")
+_FOLD_CACHE_MAX = 1 << 16  # distinct code points remembered (an attacker may send them all)
+
+
+def _fold_char(code: int) -> int | None:
+    """What one code point is in the folded view: a code point, or None (dropped)."""
+    if code < 128:
+        return code
+    ch = chr(code)
+    category = unicodedata.category(ch)
+    if category in ("Cf", "Mn", "Me"):
+        return None
+    if category == "Nd":
+        return 48 + unicodedata.decimal(ch)
+    if category == "Zs":
+        return 32
+    if ch in _DASHES:
+        return 45
+    if category == "Cs":  # a lone surrogate: leave it alone
+        return code
+    folded = unicodedata.normalize("NFKC", ch)
+    if len(folded) == 1 and folded.isascii() and (folded.isalnum() or folded in _FOLD_PUNCT):
+        return ord(folded)
+    return code
+
+
+class _FoldTable(dict[int, int | None]):
+    """A str.translate table filled on first use."""
+
+    def __missing__(self, code: int) -> int | None:
+        value = _fold_char(code)
+        if len(self) < _FOLD_CACHE_MAX:
+            self[code] = value
+        return value
+
+
+_FOLD = _FoldTable()
+
+
+def _fold(text: str) -> tuple[str, list[int] | None]:
+    """The folded text and, when characters were dropped, the original index of each of its
+    characters (None: the same indexes)."""
+    if text.isascii():
+        return text, None
+    folded = text.translate(_FOLD)
+    if len(folded) == len(text):
+        return folded, None
+    return folded, [i for i, ch in enumerate(text) if _FOLD[ord(ch)] is not None]
+
+
+# A number may touch a word ("tel13800138000ok", "card4111111111111111exp"), but not a
+# code: order numbers and tracking codes are digits glued to upper-case letters
+# ("LS20481937", "SF1234567890123") or to single letters inside hex digests. So the
+# letters touching a number must be a word of 2+ letters that is not all upper case (or
+# is an upper-case label like "TEL"), and no digit may lie beyond it.
+_GLUE_LABELS = frozenset({
+    "TEL", "PHONE", "MOBILE", "CELL", "FAX", "CALL", "SMS", "WHATSAPP", "WECHAT", "CARD",
+    "VISA", "AMEX", "ID", "IDNO",
+})
+
+
+def _is_ascii_letter(ch: str) -> bool:
+    return ch.isascii() and ch.isalpha()
+
+
+def _glue_ok(text: str, start: int, end: int) -> bool:
+    i = start
+    while i > 0 and _is_ascii_letter(text[i - 1]):
+        i -= 1
+    j = end
+    while j < len(text) and _is_ascii_letter(text[j]):
+        j += 1
+    for word, beyond in ((text[i:start], text[i - 1 : i]), (text[end:j], text[j : j + 1])):
+        if not word:
+            continue
+        if len(word) < 2 or (word.isupper() and word not in _GLUE_LABELS):
+            return False
+        if beyond.isascii() and beyond.isdigit():
+            return False
+    return True
 
 
 # --- public API --------------------------------------------------------------------------
@@ -370,17 +505,22 @@ class Redactor:
 
 def _apply(rule: _Rule, placeholder: str, text: str) -> tuple[str, int]:
     """Replace each valid match; scanning goes on right after what was replaced (a check
-    may redact only a prefix of its match) or one character after a rejected match."""
+    may redact only a prefix of its match) or one character after a rejected match.
+    Matching runs on the folded text; replacements are made in the original."""
+    folded, where = _fold(text)
     parts: list[str] = []
     count = 0
-    done = pos = 0
-    while (match := rule.pattern.search(text, pos)) is not None:
+    done = pos = 0  # done: in `text`; pos: in `folded`
+    while (match := rule.pattern.search(folded, pos)) is not None:
+        start = match.start()
         keep = len(match.group(0)) if rule.check is None else rule.check(match.group(0))
-        if not keep:
-            pos = match.start() + 1
+        if not keep or (rule.glued and not _glue_ok(folded, start, start + keep)):
+            pos = start + 1
             continue
-        parts += (text[done : match.start()], placeholder)
-        done = pos = match.start() + keep
+        end = start + keep
+        first, last = (start, end) if where is None else (where[start], where[end - 1] + 1)
+        parts += (text[done:first], placeholder)
+        done, pos = last, end
         count += 1
     if not count:
         return text, 0

@@ -340,3 +340,230 @@ def test_long_messages_stay_fast():
     start = time.perf_counter()
     Redactor().redact(text)
     assert time.perf_counter() - start < 3.0
+
+
+# ---- issue 14: variants an outside probe used to slip PII past the redactor -------------
+# The redactor must catch these on its own, without the NFKC/invisible-character clean-up
+# that runs before it on new text (exports of older rows are redacted again without it).
+
+
+def with_cn_check(first17: str) -> str:
+    """A Chinese resident ID: 17 digits plus their ISO 7064 MOD 11-2 check character."""
+    weights = [2 ** (17 - i) % 11 for i in range(17)]
+    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights)) % 11]
+
+
+ID_A = with_cn_check("11010119900307771")  # born 1990-03-07
+ID_B = with_cn_check("44030519850615123")  # born 1985-06-15
+ID_C = with_cn_check("31011519780923456")  # born 1978-09-23
+
+
+def dashed_id(number: str, sep: str = "-") -> str:
+    return f"{number[:6]}{sep}{number[6:14]}{sep}{number[14:]}"
+
+
+def to_fullwidth(text: str) -> str:
+    """ASCII letters, digits and punctuation as their full-width forms (U+FF01-U+FF5E),
+    spaces as ideographic spaces."""
+    return "".join("\u3000" if c == " " else chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c
+                   for c in text)
+
+
+ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]  # ZWSP, ZWNJ, ZWJ, WJ, BOM
+BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068",
+        "\u2069", "\u200e", "\u200f"]  # embeddings, overrides, isolates, LRM, RLM
+
+ATTACK = [
+    # --- full-width digits, letters, @, + and separators (typed with a Chinese IME)
+    ("phone", "我的手机是１３８００１３８０００，谢谢", "我的手机是[PHONE]，谢谢"),
+    ("phone", "call me at ＋８６ １３８ ００１３ ８０００ please", "call me at [PHONE] please"),
+    ("phone", "英国电话：＋４４ ２０ ７９４６ ０９５８", "英国电话：[PHONE]"),
+    ("phone", "请拨打＋８６－１３８－００１３－８０００", "请拨打[PHONE]"),
+    ("phone", "电话138００138０００找我", "电话[PHONE]找我"),  # half and full mixed
+    ("phone", "办公室（０１０）１２３４５６７８找王经理", "办公室[PHONE]找王经理"),
+    ("card", "卡号４１１１　１１１１　１１１１　１１１１被盗刷了", "卡号[CARD]被盗刷了"),
+    ("card", "my card is " + to_fullwidth("5555555555554444"), "my card is [CARD]"),
+    ("cn_id", "身份证号" + to_fullwidth("11010519491231002X") + "，请核实", "身份证号[ID_NUMBER]，请核实"),
+    ("email", "邮箱 zhang.wei＠example.com 谢谢", "邮箱 [EMAIL] 谢谢"),
+    ("email", "mail me: " + to_fullwidth("john@example.com"), "mail me: [EMAIL]"),
+    ("email", "客服邮箱：support＠shop．example．cn", "客服邮箱：[EMAIL]"),
+    ("iban", "IBAN " + to_fullwidth("GB82 WEST 1234 5698 7654 32"), "IBAN [IBAN]"),
+    ("phone", "mobile \u0661\u0663\u0668\u0660\u0660\u0661\u0663\u0668\u0660\u0660\u0660",
+     "mobile [PHONE]"),  # Arabic-Indic digits
+    # --- numbers glued to letters or to Chinese
+    ("phone", "tel13800138000ok", "tel[PHONE]ok"),
+    ("phone", "Tel13800138000 thanks", "Tel[PHONE] thanks"),
+    ("phone", "电话13800138000谢谢", "电话[PHONE]谢谢"),
+    ("phone", "whatsapp+8613800138000", "whatsapp[PHONE]"),
+    ("phone", "cell415-555-0132asap", "cell[PHONE]asap"),
+    ("phone", "TEL13912345678", "TEL[PHONE]"),  # an upper-case label word
+    ("card", "card4111111111111111exp 12/27", "card[CARD]exp 12/27"),
+    ("card", "visa4111 1111 1111 1111thx", "visa[CARD]thx"),
+    ("cn_id", f"myid{ID_A}thanks", "myid[ID_NUMBER]thanks"),
+    ("cn_id", f"身份证{dashed_id(ID_B)}号码", "身份证[ID_NUMBER]号码"),
+    # --- dot separators (415.555.0132 already worked and must keep working)
+    ("phone", "手机138.0013.8000", "手机[PHONE]"),
+    ("phone", "my cell is 138.0013.8000.", "my cell is [PHONE]."),
+    ("phone", "fax 415.555.0132", "fax [PHONE]"),
+    ("phone", "+44.20.7946.0958 (UK)", "[PHONE] (UK)"),
+    ("phone", "北京座机010.12345678", "北京座机[PHONE]"),
+    ("card", "4111.1111.1111.1111 was declined", "[CARD] was declined"),
+    # --- mixed card separators, odd groupings
+    ("card", "4111-1111 1111-1111", "[CARD]"),
+    ("card", "my card 4111 1111-1111-1111 was declined", "my card [CARD] was declined"),
+    ("card", "Amex 3782-822463 10005", "Amex [CARD]"),
+    ("card", "amex 3714 496353-98431 please refund", "amex [CARD] please refund"),
+    ("card", "Diners 3056 930902 5904", "Diners [CARD]"),
+    ("card", "银行卡6222 0212-3456 7890 128扣款两次", "银行卡[CARD]扣款两次"),
+    ("card", "JCB 3530\u00a01113\u00a03330\u00a00000", "JCB [CARD]"),  # no-break spaces
+    # --- international prefixes written with 00, and the (0) trunk prefix
+    ("phone", "ring 0044 20 7946 0958 tomorrow", "ring [PHONE] tomorrow"),
+    ("phone", "0044-20-7946-0958", "[PHONE]"),
+    ("phone", "英国号码 0044 20 7946 0958", "英国号码 [PHONE]"),
+    ("phone", "我的电话是0086 138 0013 8000", "我的电话是[PHONE]"),
+    ("phone", "from Spain call 001 415 555 0132", "from Spain call [PHONE]"),
+    ("phone", "London +44 (0)20 7946 0958", "London [PHONE]"),
+    ("phone", "call 415–555–0132 or 415—555—0132", "call [PHONE] or [PHONE]"),  # en/em dashes
+    # --- Chinese IDs with dashes, dots, spaces
+    ("cn_id", f"身份证号{dashed_id(ID_A)}", "身份证号[ID_NUMBER]"),
+    ("cn_id", f"ID: {dashed_id(ID_B, ' ')}, thanks", "ID: [ID_NUMBER], thanks"),
+    ("cn_id", f"证件号 {dashed_id(ID_C, '.')}", "证件号 [ID_NUMBER]"),
+    ("cn_id", f"身份证{dashed_id(ID_A, '－')}，请核实", "身份证[ID_NUMBER]，请核实"),
+    # --- IBANs with dashes
+    ("iban", "IBAN GB82-WEST-1234-5698-7654-32", "IBAN [IBAN]"),
+    ("iban", "退款账户DE89-3704-0044-0532-0130-00谢谢", "退款账户[IBAN]谢谢"),
+    ("iban", "FR14-2004-1010-0505-0001-3M02-606 please", "[IBAN] please"),
+    # --- zero-width characters inside numbers and e-mails (the whole span goes)
+    ("phone", "138\u200b0013\u200b8000", "[PHONE]"),
+    ("phone", "手机1\u200c3\u200d8\u20600\ufeff0138000", "手机[PHONE]"),
+    ("card", "card 4111\u200c1111\u200d1111\u20601111 ok", "card [CARD] ok"),
+    ("card", "4111\u00ad1111\u00ad1111\u00ad1111", "[CARD]"),  # soft hyphens
+    ("phone", "+44\ufeff20 7946 0958", "[PHONE]"),
+    ("cn_id", "身份证11010519491231\u200b002X", "身份证[ID_NUMBER]"),
+    ("email", "jane\u200b@example.com", "[EMAIL]"),
+    ("email", "write to jane@exa\u200dmple.com today", "write to [EMAIL] today"),
+    ("iban", "GB82\u200bWEST1234\u200b5698765432", "[IBAN]"),
+    # --- bidi controls inside numbers and e-mails (those around a number stay: not PII)
+    ("phone", "手机138\u202e0013\u202c8000", "手机[PHONE]"),
+    ("phone", "我的手机\u202e13800138000\u202c", "我的手机\u202e[PHONE]\u202c"),
+    ("phone", "\u2066+44 20\u2069 7946 0958", "\u2066[PHONE]"),
+    ("email", "john\u202e@\u202cexample.com", "[EMAIL]"),
+    ("email", "mail: j\u200fo\u200eh\u2067n@example.com\u2069", "mail: [EMAIL]\u2069"),
+    ("card", "4111 \u202d1111\u202c 1111 11\u202e11", "[CARD]"),
+]
+
+# Look-alikes that hold no PII, through the same folding paths: they must come back unchanged.
+LOOK_ALIKES = [
+    "订单号LS20481937还没到",
+    "Order LS20481937 shipped on Monday",
+    "订单号ＬＳ２０４８１９３７",  # full-width order number
+    "order no. LS13800138000",  # an upper-case code, even with a mobile-shaped tail
+    "SF9612345678901 is my tracking number",  # Luhn-valid digits behind a carrier code
+    "JD0012345678901 还在路上",
+    "International post EA123456789CN",
+    "UPS 1Z999AA10123456784",
+    "价格￥１２９９．００，运费１０元",
+    "It was $1,299.00 / €1.299,00",
+    "下单时间２０２６年１１月２２日１４：３０",
+    "Delivered 2026.11.22 at 14.30",
+    "timestamp 2026-11-22T14:30:00Z",
+    "I need 138 units, 13 packs and 8000 sheets",
+    "数量：１３８件，单价８０００元",
+    "invoice 0012-3456, room 0044",
+    "server 192.168.100.200 is down",
+    "The form shows 4111-1111 1111 1112, is that right?",  # fails Luhn
+    f"证件号{dashed_id('110105194912310021')}",  # wrong check character
+    "IBAN GB83-WEST-1234-5698-7654-32 bounced",  # fails mod 97
+    "error id 9f8e13912345678ab2",  # hex digest
+    "request 550e8400-e29b-41d4-a716-446655440000",
+    "Call between 09:00-17:30, ext. 204, room 1305",
+    "订单LS2048\u200b1937",  # an invisible character in an order number
+    "Order 1380013800 is late",  # bare 10 digits
+    "iPhone13 Pro, 2 x 128GB",
+    "codes:\n4111\n1111\n1111\n1111",  # one code a line: never joined into a card
+    "card ending in 1111, expires 12/27",
+    "尾号1111的卡",
+    "app version 13.8.0013",
+    "\u202eabc\u202c 12345",
+]
+
+
+def _attack_ids(cases):
+    return [f"{c[0]}-{i}" for i, c in enumerate(cases)]
+
+
+@pytest.mark.parametrize(("kind", "message", "expected"), ATTACK, ids=_attack_ids(ATTACK))
+def test_attack_variants_are_redacted(kind, message, expected):
+    result = Redactor().redact(message)
+    assert result.text == expected
+    assert result.found == {kind: expected.count(PLACEHOLDER[kind])}
+
+
+@pytest.mark.parametrize(("kind", "message", "expected"), ATTACK, ids=_attack_ids(ATTACK))
+def test_attack_variants_stay_redacted_when_redacted_again(kind, message, expected):
+    once = Redactor().redact(message).text
+    assert Redactor().redact(once) == Redaction(text=once, found={})
+
+
+@pytest.mark.parametrize("message", LOOK_ALIKES)
+def test_look_alikes_are_left_alone(message):
+    result = Redactor().redact(message)
+    assert result.text == message
+    assert result.found == {}
+
+
+def test_the_attack_lists_are_big_enough_and_cover_every_trick():
+    assert len(ATTACK) >= 50 and len(LOOK_ALIKES) >= 20
+    messages = "".join(m for _, m, _ in ATTACK)
+    for char in ZERO_WIDTH + ["\u202e", "\u202c", "\u2066", "\u2069", "＠", "＋", "１"]:
+        assert char in messages, repr(char)
+
+
+@pytest.mark.parametrize("number", [
+    "5555555555554444", "3782822463 10005", "371449635398431", "30569309025904",
+    "3530111333300000", "9612345678901",
+])
+def test_new_card_samples_pass_luhn(number):
+    assert luhn_ok(number)
+
+
+@pytest.mark.parametrize("number", ["4111111111111112", "1380013800", "13800138000", "10123456784"])
+def test_new_negative_numbers_fail_luhn(number):
+    assert not luhn_ok(number)
+
+
+def test_new_id_samples_have_valid_checksums_and_the_negative_one_does_not():
+    for number in (ID_A, ID_B, ID_C):
+        assert cn_id_checksum_ok(number)
+    assert not cn_id_checksum_ok("110105194912310021")
+
+
+@pytest.mark.parametrize(("iban", "valid"), [
+    ("GB82WEST12345698765432", True), ("DE89370400440532013000", True),
+    ("FR1420041010050500013M02606", True), ("GB83WEST12345698765432", False),
+])
+def test_new_iban_samples_have_the_intended_checksum(iban, valid):
+    assert iban_ok(iban) is valid
+
+
+@pytest.mark.parametrize("char", ZERO_WIDTH + BIDI)
+def test_any_invisible_character_inside_a_number_is_redacted_with_it(char):
+    message = f"手机138{char}0013{char}8000，卡号4111{char}1111 1111 1111"
+    result = Redactor().redact(message)
+    assert result.text == "手机[PHONE]，卡号[CARD]"
+    assert result.found == {"phone": 1, "card": 1}
+
+
+def test_a_number_split_over_lines_is_not_joined():
+    # Decision: a line break ends a number. Joining lines would turn lists of short codes
+    # (one a line, like LOOK_ALIKES' "codes:") into cards and phone numbers; the chat input
+    # is one line, so a number broken over lines is a paste of several things.
+    message = "call 138 0013\n8000"
+    assert Redactor().redact(message).text == message
+
+
+def test_lone_surrogates_and_odd_characters_do_not_break_redaction():
+    message = "x\ud800 13800138000 \U000e0041\ufe0f 𝟏𝟑𝟖𝟎𝟎𝟏𝟑𝟖𝟎𝟎𝟎"
+    result = Redactor().redact(message)
+    assert result.text == "x\ud800 [PHONE] \U000e0041\ufe0f [PHONE]"
+    assert result.found == {"phone": 2}
