@@ -81,10 +81,12 @@ def read_examples(path: str | Path) -> list[Example]:
                         rows.append(obj)
                         line_numbers.append(n)
         elif suffix in (".csv", ".tsv", ".txt"):
+            from storage.csv_cells import unescape_cell  # exports quote "=...", "+...": undo it
+
             with open(path, encoding="utf-8", newline="") as fh:
                 reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
                 for row in reader:
-                    rows.append(row)
+                    rows.append({k: unescape_cell(v) if isinstance(v, str) else v for k, v in row.items()})
                     line_numbers.append(reader.line_num)
         else:
             raise InputError(f"{path}: unknown format {suffix!r}; use .csv, .tsv or .jsonl")

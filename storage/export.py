@@ -187,6 +187,8 @@ def collect_rows(session: Session, *, what: str, since: datetime | None = None, 
 def render(what: str, rows: Iterable[dict]) -> bytes:
     if what == "chat":
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    from storage.csv_cells import escape_cell
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     # QUOTE_MINIMAL quotes only the line terminator's characters ("\n"): a field with a
@@ -194,7 +196,9 @@ def render(what: str, rows: Iterable[dict]) -> bytes:
     quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(["text", "label"])
     for r in rows:
-        (quoted if "\r" in r["text"] + r["label"] else writer).writerow([r["text"], r["label"]])
+        # "=HYPERLINK(...)", "+1 555", "@SUM(A1)": quoted so a spreadsheet shows them as text
+        cells = [escape_cell(r["text"]), escape_cell(r["label"])]
+        (quoted if "\r" in cells[0] + cells[1] else writer).writerow(cells)
     return buffer.getvalue().encode()
 
 
@@ -203,13 +207,22 @@ def parse(what: str, content: bytes) -> list[dict]:
     if what == "chat":
         # split on "\n" only: str.splitlines() also splits inside strings at U+2028, U+0085, ...
         return [json.loads(line) for line in text.split("\n") if line.strip()]
-    return [{"text": r["text"], "label": r["label"]} for r in csv.DictReader(io.StringIO(text))]
+    from storage.csv_cells import unescape_cell
+
+    return [{"text": unescape_cell(r["text"]), "label": unescape_cell(r["label"])}
+            for r in csv.DictReader(io.StringIO(text))]
 
 
 def write_atomic(path: Path, content: bytes) -> None:
+    """Write `content` to `path` by a temporary file and a rename. The file is created
+    readable and writable by its owner only (0600, whatever the umask): exports hold
+    customer text."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with open(fd, "wb") as fh:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fh.fileno(), 0o600)  # a temporary file left by a crash keeps its mode
         fh.write(content)
         fh.flush()
         os.fsync(fh.fileno())

@@ -214,3 +214,27 @@ def test_sha256_file(tmp_path):
     path = tmp_path / "x"
     path.write_bytes(b"abc")
     assert sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+# ---- issue 14: exports quote cells that start like a formula; training sees the text ----
+
+FORMULA_ROWS = [('=HYPERLINK("http://x","y")', "negative"), ("+1 555", "neutral"), ("-2 stars", "-1"),
+                ("@SUM(A1)", "positive"), ("'=quoted before", "neutral"), ("'plain quote", "neutral")]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_escaped_formula_cells_are_read_as_the_original_text(tmp_path, suffix):
+    from storage.csv_cells import escape_cell
+
+    escaped = [(escape_cell(t), escape_cell(label)) for t, label in FORMULA_ROWS]
+    assert escaped[0][0].startswith("'=") and escaped[2][1] == "'-1"  # the file really is escaped
+    path = write_csv(tmp_path / f"d{suffix}", escaped, delimiter="\t" if suffix == ".tsv" else ",")
+    assert read_examples(path) == [Example(t, label) for t, label in FORMULA_ROWS]
+
+
+def test_an_export_file_is_read_as_the_original_text(tmp_path):
+    from storage.export import render
+
+    path = tmp_path / "export.csv"
+    path.write_bytes(render("sentiment", [{"text": t, "label": label} for t, label in FORMULA_ROWS]))
+    assert read_examples(path) == [Example(t, label) for t, label in FORMULA_ROWS]

@@ -262,3 +262,92 @@ def test_a_reply_both_up_voted_and_corrected_is_exported_once_as_corrected(rt):
     rt.feedback.record(message_id=reply_id(turn), rating="down", corrected_reply="Click 'Forgot password'.")
     [row] = rows(rt, "chat")
     assert row.data["messages"][-1] == {"role": "assistant", "content": "Click 'Forgot password'."}
+
+
+# ---- issue 14: formula injection and file modes --------------------------------------
+
+FORMULA_TEXTS = ['=HYPERLINK("http://x","y")', "+1 555", "-2 stars", "@SUM(A1)"]
+
+
+def test_formula_texts_are_exported_escaped_read_back_as_they_were_and_erasable(rt, tmp_path):
+    import csv
+
+    from finetune.data import read_examples
+    from storage import erasure
+
+    ids = []
+    for text in FORMULA_TEXTS + ["The delivery was late again"]:
+        cid, [t] = conversation(rt, text)
+        rt.feedback.record(message_id=t.message_id, rating="down", corrected_sentiment="negative")
+        ids.append(cid)
+    path = tmp_path / "sentiment.csv"
+    record = export(rt, "sentiment", path)
+    assert record.rows == 5
+
+    # in the file, as a spreadsheet reads it: no cell starts like a formula
+    with open(path, encoding="utf-8", newline="") as fh:
+        cells = [row["text"] for row in csv.DictReader(fh)]
+    assert cells == ["'" + t for t in FORMULA_TEXTS] + ["The delivery was late again"]
+    assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
+
+    # storage.export and the training reader get the original texts
+    original = FORMULA_TEXTS + ["The delivery was late again"]
+    assert exports.parse("sentiment", path.read_bytes()) == [{"text": t, "label": "negative"} for t in original]
+    assert [e.text for e in read_examples(path)] == original
+
+    # erasing one of them rewrites the file without it; the others stay escaped
+    with rt.sessions.begin() as s:
+        assert erasure.erase_conversation(s, conversation_id=ids[0])
+    with open(path, encoding="utf-8", newline="") as fh:
+        cells = [row["text"] for row in csv.DictReader(fh)]
+    assert cells == ["'" + t for t in FORMULA_TEXTS[1:]] + ["The delivery was late again"]
+    assert [r["text"] for r in exports.parse("sentiment", path.read_bytes())] == original[1:]
+    with rt.sessions() as s:
+        stored = s.get(Export, record.id)
+        assert stored.rows == 4 and stored.conversation_ids == ids[1:]
+        assert stored.sha256 == sha256(path)
+
+
+def test_render_and_parse_round_trip_formula_labels_too():
+    rows = [{"text": t, "label": t} for t in FORMULA_TEXTS + ["'=already quoted", "plain"]]
+    content = exports.render("sentiment", rows)
+    assert b"\n=" not in content and b"\n+" not in content and b"\n-" not in content
+    assert exports.parse("sentiment", content) == rows
+
+
+@pytest.fixture
+def umask_022():
+    import os
+
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_export_files_are_private_whatever_the_umask(rt, tmp_path, umask_022):
+    import stat
+
+    for what, name in [("sentiment", "s.csv"), ("chat", "c.jsonl")]:
+        path = tmp_path / "out" / name
+        export(rt, what, path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, what
+    # a file that was there before (0644) is replaced by a private one
+    path = tmp_path / "out" / "old.csv"
+    path.write_text("text,label\n")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    exports.write_atomic(path, b"text,label\n")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_leftover_temporary_file_does_not_lend_its_mode(tmp_path, umask_022):
+    import os
+    import stat
+
+    path = tmp_path / "s.csv"
+    leftover = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    leftover.write_bytes(b"half a file")
+    os.chmod(leftover, 0o666)
+    exports.write_atomic(path, b"text,label\n")
+    assert path.read_bytes() == b"text,label\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not leftover.exists()
