@@ -11,11 +11,18 @@ SQLite connections get WAL journaling (readers don't block the writer; with
 synchronous=NORMAL), a busy timeout (writers wait for each other instead of failing at
 once) and enforced foreign keys (so ON DELETE CASCADE works). PostgreSQL connections are
 pinged before use and give up connecting after a few seconds.
+
+A SQLite database file holds customer conversations: it is created readable by its owner
+only (0600, before SQLite creates it with the umask's mode; SQLite gives its -wal and
+-shm files the database file's mode), an existing one loses its group and other bits,
+and a data directory created for it is 0700.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +51,30 @@ def _sqlite_file(url: sa.URL) -> Path | None:
     return Path(database)
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 (and its directory 0700) if they are missing; take
+    group and other permissions away from an existing file and its companion files."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)  # the umask may have taken more
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)  # an empty file is a valid, empty SQLite database
+        return
+    for companion in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        try:
+            mode = stat.S_IMODE(companion.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(companion, mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # someone else's file: SQLite decides whether it can be used
+            log.warning("could not make %s private (chmod 600): not its owner", companion)
+
+
 def make_engine(
     url: str | sa.URL, *, busy_timeout_ms: int = 5000, foreign_keys: bool = True, **kwargs: Any
 ) -> Engine:
@@ -58,7 +89,7 @@ def make_engine(
     if backend == "sqlite":
         path = _sqlite_file(url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(path)
         connect_args = {
             "timeout": busy_timeout_ms / 1000,
             # Connections move between threads through the pool (FastAPI's threadpool);

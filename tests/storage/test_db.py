@@ -133,3 +133,65 @@ def test_in_memory_sqlite_is_supported(url):
         assert db.ping(engine)
     finally:
         engine.dispose()
+
+
+# ---- issue 14: the database file is private -------------------------------------------
+
+
+@pytest.fixture
+def umask_022():
+    import os
+
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _mode(path) -> int:
+    import stat
+
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_fresh_database_file_and_its_new_home_are_private(tmp_path, umask_022):
+    home = tmp_path / "home"  # does not exist yet: make_engine creates it
+    path = home / "supportbot.db"
+    db.upgrade(f"sqlite:///{path}")  # what the app runs first: a real schema, written in WAL mode
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x)")
+            connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+            assert _mode(path.with_name("supportbot.db-wal")) == 0o600  # SQLite copies the mode
+        assert _mode(path) == 0o600
+        assert _mode(home) == 0o700
+    finally:
+        engine.dispose()
+
+
+def test_an_existing_world_readable_database_is_made_private_on_open(tmp_path, umask_022):
+    import os
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as plain:  # created by an older version: 0644
+        plain.execute("CREATE TABLE t (x)")
+    wal = path.with_name("old.db-wal")
+    wal.write_bytes(b"")
+    os.chmod(wal, 0o644)
+    assert _mode(path) == 0o644
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        assert _mode(path) == 0o600 and _mode(wal) == 0o600
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_an_existing_data_directory_keeps_its_mode(tmp_path, umask_022):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    engine = db.make_engine(f"sqlite:///{home / 'supportbot.db'}")
+    engine.dispose()
+    assert _mode(home) == 0o755
+    assert _mode(home / "supportbot.db") == 0o600
