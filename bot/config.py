@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     # the staff UI at / asks for a login; the customer chat at /chat stays open (ui_open_chat).
     ui_users_file: Path | None = Field(None, description="UI users (name:role:salted hash); default: <home>/ui_users")
     ui_open_chat: bool = Field(True, description="serve the customer chat at /chat without a login")
+    # The open /chat page, per client address: requests (send, hand off, rate, open) and new
+    # conversations; a person types a few messages a minute.
+    ui_chat_per_minute: float = Field(30.0, gt=0, description="/chat requests per minute per client address")
+    ui_chat_burst: int = Field(10, ge=1, description="/chat requests a client may send at once")
+    ui_chat_conversations_per_hour: int = Field(20, ge=1, description="new /chat conversations per client an hour")
 
     @field_validator("sentiment_model_zh", "intent_model", mode="before")
     @classmethod

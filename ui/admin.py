@@ -21,7 +21,7 @@ from storage.models import TASKS
 from storage.repositories import finetune_runs, kb_articles
 from storage.repositories.model_versions import list_model_versions
 from ui.auth import Access
-from ui.common import esc, require, user_errors, when
+from ui.common import esc, require, uploaded_file, user_errors, when
 from ui.dashboard import VERSION_COLUMNS, versions_table
 
 RUN_COLUMNS = ["started", "task", "kind", "status", "progress", "finished", "metrics", "output", "id"]
@@ -222,10 +222,11 @@ def build_admin_tab(runtime: Runtime, access: Access) -> None:
         rows, ids = kb_table(runtime)
         return f"Saved article `{esc(article.id)}`.", rows, gr.update(choices=ids, value=article.id)
 
-    def import_file(file: str | None, request: gr.Request):
+    def import_file(file, request: gr.Request):
         admin(request)
         if not file:
             raise gr.Error("Upload a .jsonl or .md file.")
+        file = uploaded_file(file, (".jsonl", ".md"))  # never a path the client names
         with user_errors():
             articles: list[Article] = read_articles(file)
             with runtime.sessions.begin() as session:

@@ -5,16 +5,24 @@
 
 Logins (ui/auth.py) are on once a user exists; then `/` asks for one, agents see every
 tab but Models & training, and each handler checks the caller's role on the server.
+
+The open `/chat` page gets no file routes at all (no upload, no download, no proxy: the
+staff UI's files live in the same Gradio cache), its handlers are rate-limited per client
+address, and an unknown endpoint there is a JSON 404.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
+
+from bot.ratelimit import RateLimiter  # noqa: E402
 
 from bot.runtime import Runtime  # noqa: E402
 from ui.admin import build_admin_tab  # noqa: E402
@@ -36,11 +44,11 @@ def build_ui(runtime: Runtime, access: Access | None = None) -> gr.Blocks:
             gr.Markdown("# supportbot\nCustomer-service chat on pretrained language models.")
             who = gr.Markdown(elem_id="whoami")
         with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
-            chat_load, chat_inputs, chat_outputs = build_chat_tab(runtime)
+            chat_load, chat_inputs, chat_outputs = build_chat_tab(runtime, access=access)
         with gr.Tab("Agent inbox", id="inbox", elem_id="tab-inbox"):
             inbox_load, inbox_inputs, inbox_outputs = build_inbox_tab(runtime, access)
         with gr.Tab("Sentiment", id="sentiment", elem_id="tab-sentiment"):
-            build_sentiment_tab(runtime)
+            build_sentiment_tab(runtime, access)
         with gr.Tab("Dashboard", id="dashboard", elem_id="tab-dashboard") as dashboard_tab:
             dashboard_show, dashboard_inputs, dashboard_outputs = build_dashboard_tab(runtime, access)
         # Drawn when the tab is shown: plots in a hidden tab have no size to draw in.
@@ -62,20 +70,51 @@ def build_ui(runtime: Runtime, access: Access | None = None) -> gr.Blocks:
     return demo
 
 
-def build_customer_ui(runtime: Runtime) -> gr.Blocks:
-    """The customer chat alone (mounted at /chat)."""
+def build_customer_ui(runtime: Runtime, limiter: RateLimiter | None = None) -> gr.Blocks:
+    """The customer chat alone (mounted at /chat): rate-limited per client address."""
+    s = runtime.settings
+    limiter = limiter or RateLimiter(s.ui_chat_per_minute, s.ui_chat_burst)
+    new_limiter = RateLimiter(s.ui_chat_conversations_per_hour / 60.0, s.ui_chat_conversations_per_hour)
     with gr.Blocks(title=f"{TITLE} chat") as demo:
         gr.Markdown("# Lumo Shop support\nAsk about orders, delivery, returns or your account — in English or 中文.")
-        chat_load, chat_inputs, chat_outputs = build_chat_tab(runtime)
+        chat_load, chat_inputs, chat_outputs = build_chat_tab(runtime, limiter=limiter, new_limiter=new_limiter)
         demo.load(chat_load, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
     return demo
+
+
+# Gradio routes the open customer page must not have: files (the staff UI's downloads sit
+# in the same cache), uploads, the proxy, streams, recordings, run history, dev tools.
+_CHAT_DENIED = re.compile(r"^/chat/(?:gradio_api/)?(?:file=|file/|proxy=|upload|stream/|process_recording|"
+                          r"run-history|runs\b|vibe|dev/|custom_component)")
+_CHAT_CALL = re.compile(r"^/chat/(?:gradio_api/)?(?:call|run|api)/([^/]+)")
+
+
+def _chat_endpoints(blocks: gr.Blocks) -> set[str]:
+    return {(d.api_name or "").lstrip("/") for d in blocks.fns.values() if d.api_name}
 
 
 def mount_ui(app: FastAPI, runtime: Runtime) -> FastAPI:
     """Mount /chat (when open) and the staff UI at / (with logins once users exist)."""
     access = Access(runtime.settings.ui_users_path)
     if runtime.settings.ui_open_chat:
-        app = gr.mount_gradio_app(app, build_customer_ui(runtime), path="/chat", css=CSS)
+        customer = build_customer_ui(runtime)
+        known = _chat_endpoints(customer)
+
+        @app.middleware("http")
+        async def _chat_boundary(request: Request, call_next):
+            path = request.url.path
+            if path.startswith("/chat/"):
+                if _CHAT_DENIED.match(path):
+                    return JSONResponse({"error": {"type": "not_found", "message": "not available on /chat"}},
+                                        status_code=404)
+                called = _CHAT_CALL.match(path)
+                if called and called.group(1) not in known:
+                    return JSONResponse({"error": {"type": "not_found",
+                                                   "message": f"no endpoint {called.group(1)!r} on /chat"}},
+                                        status_code=404)
+            return await call_next(request)
+
+        app = gr.mount_gradio_app(app, customer, path="/chat", css=CSS)
     auth = access.check_login if access.enabled else None
     return gr.mount_gradio_app(app, build_ui(runtime, access), path="/", auth=auth, css=CSS,
                                auth_message="supportbot staff login (customers: use /chat)")

@@ -6,7 +6,14 @@ password is kept. `supportbot users add NAME --role agent|admin` writes it.
 
 While the file holds no user the staff UI is open (like the API without keys: the server
 then only listens on loopback); once it holds one, `/` asks for a login and each handler
-checks the caller's role on the server (a hidden tab is not a permission).
+checks the caller's role on the server (a hidden tab is not a permission), on every
+call: a removed or demoted user loses access at once, also in a session already open.
+
+Logins are throttled (`LoginThrottle`): after `MAX_FAILURES` wrong passwords for a name
+within `WINDOW_S`, that name is refused (even with the right password) for a lockout
+that doubles with every further failure, up to `MAX_LOCK_S`; and all names together may
+fail at most `GLOBAL_FAILURES_PER_MINUTE` times a minute, so guessing across many names
+is slow too.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ import hashlib
 import hmac
 import os
 import re
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,16 +103,71 @@ def remove_user(path: Path, name: str) -> bool:
     return True
 
 
+class LoginThrottle:
+    MAX_FAILURES = 5  # wrong passwords for one name before it is locked
+    WINDOW_S = 900.0  # failures older than this are forgotten
+    FIRST_LOCK_S = 30.0  # doubles with each further failure
+    MAX_LOCK_S = 900.0
+    GLOBAL_FAILURES_PER_MINUTE = 30
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self._failures: dict[str, deque] = {}
+        self._locked_until: dict[str, float] = {}
+        self._recent: deque = deque()  # every failure, for the global limit
+        self._lock = threading.Lock()
+
+    def allowed(self, name: str) -> bool:
+        now = self.clock()
+        with self._lock:
+            while self._recent and now - self._recent[0] > 60.0:
+                self._recent.popleft()
+            if len(self._recent) >= self.GLOBAL_FAILURES_PER_MINUTE:
+                return False
+            return self._locked_until.get(name, 0.0) <= now
+
+    def failed(self, name: str) -> None:
+        now = self.clock()
+        with self._lock:
+            self._recent.append(now)
+            times = self._failures.setdefault(name, deque())
+            times.append(now)
+            while times and now - times[0] > self.WINDOW_S:
+                times.popleft()
+            if len(times) >= self.MAX_FAILURES:
+                extra = len(times) - self.MAX_FAILURES
+                self._locked_until[name] = now + min(self.MAX_LOCK_S, self.FIRST_LOCK_S * 2 ** extra)
+            if len(self._failures) > 10_000:  # names that never existed: forget the oldest
+                self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(name, None)
+            self._locked_until.pop(name, None)
+
+
+_DUMMY_HASH = hash_password("not a password of anyone", salt=b"\0" * 16)
+
+
 class Access:
     """Who may do what in one running UI. `enabled` is decided when the UI is built."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, throttle: LoginThrottle | None = None):
         self.path = path
         self.enabled = bool(read_users(path))
+        self.throttle = throttle or LoginThrottle()
 
     def check_login(self, username: str, password: str) -> bool:
+        if not self.throttle.allowed(username or ""):
+            return False
         user = read_users(self.path).get(username)  # re-read: removed users lose access at once
-        return user is not None and verify_password(password, user.password_hash)
+        # an unknown name costs the same hashing as a known one: no timing hint
+        ok = verify_password(password or "", user.password_hash if user else _DUMMY_HASH) and user is not None
+        if ok:
+            self.throttle.succeeded(username)
+        else:
+            self.throttle.failed(username or "")
+        return ok
 
     def role(self, username: str | None) -> str | None:
         """The caller's role; with logins off everyone is admin (loopback-only server)."""

@@ -2,21 +2,35 @@
 
 Replies stream in; each bot reply lists its sources, each customer turn shows its
 sentiment; 👍/👎 (with an optional correction) on any bot reply goes to
-`runtime.feedback`. The conversation lives on the server: its id is put in the page's
-address (`?c=ID`), so a reload (or the id typed in) reopens it. While a person holds the
-conversation, the tab polls for their replies.
+`runtime.feedback`. The conversation lives on the server and its handle is put in the
+page's address (`?c=…`), so a reload (or the handle typed in) reopens it. While a person
+holds the conversation, the tab polls for their replies.
+
+Two ways to mount it:
+- the staff UI's Chat tab (`access` given): every handler checks the caller's current
+  role; conversations belong to the user, any conversation can be opened by its id;
+- the open customer page `/chat` (no `access`): no login, so each conversation carries a
+  secret (the handle is `ID.SECRET`; only its sha256 is stored) and opens only with it;
+  conversations made elsewhere (API, staff) never open here; sending, handing off, rating
+  and opening are rate-limited per client address, new conversations capped per client;
+  a customer's corrections wait for an agent's review (bot.feedback).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
+import secrets
 
 import gradio as gr
 
+from bot.callers import CHAT
 from bot.dialogue import TurnResult, conversation_public
 from bot.runtime import Runtime
 from storage.repositories import conversations as repo
-from ui.common import user_errors
+from ui.auth import Access
+from ui.common import client_address, limit, staff_caller, user_errors
 
 HANDOFF_TEXT = {"en": "I want to talk to a human", "zh": "我要转人工"}
 LANGUAGES = [("English", "en"), ("中文", "zh")]
@@ -69,6 +83,25 @@ def load(runtime: Runtime, conversation_id: str) -> dict | None:
         return conversation_public(c) if c is not None else None
 
 
+def new_handle() -> tuple[str, str]:
+    """(secret, its sha256) for a new /chat conversation."""
+    secret = secrets.token_urlsafe(18)
+    return secret, hashlib.sha256(secret.encode()).hexdigest()
+
+
+def open_handle(runtime: Runtime, handle: str) -> str | None:
+    """The conversation id a /chat handle `ID.SECRET` opens, or None (wrong secret, no
+    secret, or a conversation not made on /chat)."""
+    conversation_id, _, secret = (handle or "").strip().partition(".")
+    if not conversation_id or not secret or len(handle) > 200:
+        return None
+    with runtime.sessions() as session:
+        c = repo.get_conversation(session, conversation_id=conversation_id)
+        stored = c.access_token_hash if c is not None and c.owner == CHAT.owner else None
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    return conversation_id if stored and hmac.compare_digest(stored, digest) else None
+
+
 def reply_choices(conversation: dict) -> list[tuple[str, str]]:
     """The bot's and agents' replies, newest first, as (label, message id)."""
     out = []
@@ -90,8 +123,38 @@ def status_line(conversation: dict | None, language: str) -> str:
     return ""
 
 
-def build_chat_tab(runtime: Runtime, *, prefix: str = "chat") -> None:
-    """The tab's components and events, inside the caller's gr.Blocks/gr.Tab."""
+def build_chat_tab(runtime: Runtime, *, access: Access | None = None, limiter=None, new_limiter=None,
+                   prefix: str = "chat") -> None:
+    """The tab's components and events, inside the caller's gr.Blocks/gr.Tab. `access`:
+    the staff UI's logins (None: the open customer page); `limiter` / `new_limiter`:
+    per-client RateLimiters for requests and for new conversations (customer page)."""
+    customer = access is None
+
+    def caller(request: gr.Request | None):
+        if customer:
+            limit(limiter, "chat:" + client_address(request))
+            return CHAT
+        return staff_caller(access, request)
+
+    def resolve(handle: str, request: gr.Request | None) -> str | None:
+        """The conversation id behind what the page holds, if this caller may open it."""
+        handle = (handle or "").strip()
+        if not handle:
+            return None
+        if customer:
+            return open_handle(runtime, handle)
+        conversation_id = handle.partition(".")[0]
+        return conversation_id if load(runtime, conversation_id) is not None else None
+
+    def create(request: gr.Request | None, who) -> str:
+        """A new conversation: (its id, the handle the page keeps)."""
+        if customer:
+            limit(new_limiter, "chat-new:" + client_address(request))
+            secret, digest = new_handle()
+            cid = runtime.dialogue.create_conversation(channel="chat", owner=CHAT.owner, access_token_hash=digest)
+            return cid, f"{cid}.{secret}"
+        cid = runtime.dialogue.create_conversation(channel="ui", owner=who.owner)
+        return cid, cid
 
     def view(conversation_id: str, language: str, state: dict):
         conversation = load(runtime, conversation_id) if conversation_id else None
@@ -104,13 +167,15 @@ def build_chat_tab(runtime: Runtime, *, prefix: str = "chat") -> None:
         return (messages, gr.update(choices=choices, value=choices[0][1] if choices else None),
                 status_line(conversation, language), state)
 
-    def send(text: str, conversation_id: str, language: str, state: dict):
+    def send(text: str, handle: str, language: str, state: dict, request: gr.Request):
+        who = caller(request)
         if not text or not text.strip():
             raise gr.Error("Type a message first.")
-        conversation_id = (conversation_id or "").strip()
+        handle = (handle or "").strip()
         with user_errors():
-            if not conversation_id or load(runtime, conversation_id) is None:
-                conversation_id = runtime.dialogue.create_conversation(channel="ui")
+            conversation_id = resolve(handle, request)
+            if conversation_id is None:
+                conversation_id, handle = create(request, who)
             before = load(runtime, conversation_id)
             messages, _ = render(before, language)
             messages.append({"role": "user", "content": plain(text)})
@@ -121,29 +186,36 @@ def build_chat_tab(runtime: Runtime, *, prefix: str = "chat") -> None:
                     if isinstance(event, TurnResult):
                         break
                     partial += event
-                    yield (messages + [{"role": "assistant", "content": plain(partial)}], conversation_id, "",
+                    yield (messages + [{"role": "assistant", "content": plain(partial)}], handle, "",
                            gr.skip(), gr.skip(), state)
             finally:
                 state["busy"] = False
         out = view(conversation_id, language, state)
-        yield out[0], conversation_id, "", out[1], out[2], out[3]
+        yield out[0], handle, "", out[1], out[2], out[3]
 
-    def handoff(conversation_id: str, language: str, state: dict):
-        yield from send(HANDOFF_TEXT.get(language, HANDOFF_TEXT["en"]), conversation_id, language, state)
+    def handoff(handle: str, language: str, state: dict, request: gr.Request):
+        yield from send(HANDOFF_TEXT.get(language, HANDOFF_TEXT["en"]), handle, language, state, request)
 
-    def open_conversation(conversation_id: str, language: str, state: dict):
-        conversation_id = (conversation_id or "").strip()
-        if conversation_id and load(runtime, conversation_id) is None:
-            raise gr.Error(f"No conversation {conversation_id!r}.")
-        return (conversation_id, *view(conversation_id, language, state))
+    def open_conversation(handle: str, language: str, state: dict, request: gr.Request):
+        caller(request)
+        handle = (handle or "").strip()
+        conversation_id = resolve(handle, request)
+        if handle and conversation_id is None:
+            raise gr.Error("No such conversation (check the link or id).")
+        return (handle, *view(conversation_id or "", language, state))
 
     def new_conversation(state: dict):
         state.update(ids=[], count=0)
         return "", [], gr.update(choices=[], value=None), "", state
 
-    def poll(conversation_id: str, language: str, state: dict):
+    def poll(handle: str, language: str, state: dict, request: gr.Request):
         """New messages from a person (or another tab) since the last render."""
-        if not conversation_id or state.get("busy"):
+        if not handle or state.get("busy"):
+            return gr.skip(), gr.skip(), gr.skip(), state
+        if not customer and access.role(getattr(request, "username", None)) is None:
+            return gr.skip(), gr.skip(), gr.skip(), state  # logged out or removed: nothing more
+        conversation_id = resolve(handle, request)
+        if conversation_id is None:
             return gr.skip(), gr.skip(), gr.skip(), state
         with runtime.sessions() as session:
             c = repo.get_conversation(session, conversation_id=conversation_id)
@@ -153,29 +225,39 @@ def build_chat_tab(runtime: Runtime, *, prefix: str = "chat") -> None:
             return gr.skip(), gr.skip(), gr.skip(), state
         return view(conversation_id, language, state)
 
-    def rate(rating: str, message_id: str | None, correction: str, comment: str, sentiment_fix: str | None):
+    def rate(rating: str, message_id: str | None, correction: str, comment: str, sentiment_fix: str | None,
+             handle: str, request: gr.Request):
+        who = caller(request)
         if not message_id:
             raise gr.Error("There is no reply to rate yet.")
+        conversation_id = resolve(handle, request)
+        if customer and conversation_id is None:
+            raise gr.Error("Open your conversation first.")
         with user_errors():
             feedback_id = runtime.feedback.record(
                 message_id=message_id, rating=rating, comment=(comment or "").strip() or None,
-                corrected_reply=(correction or "").strip() or None, corrected_sentiment=sentiment_fix or None)
+                corrected_reply=(correction or "").strip() or None, corrected_sentiment=sentiment_fix or None,
+                caller=who, conversation_id=conversation_id if customer else None)
         return f"Thank you! Feedback saved ({'👍' if rating == 'up' else '👎'}).", "", "", None, feedback_id
 
-    def like(data: gr.LikeData, state: dict):
+    def like(data: gr.LikeData, handle: str, state: dict, request: gr.Request):
+        who = caller(request)
         ids = state.get("ids") or []
         index = data.index if isinstance(data.index, int) else data.index[0]
         if not 0 <= index < len(ids):
             raise gr.Error("That message is not stored yet.")
+        conversation_id = resolve(handle, request)
         with user_errors():
-            runtime.feedback.record(message_id=ids[index], rating="up" if data.liked else "down")
+            runtime.feedback.record(message_id=ids[index], rating="up" if data.liked else "down", caller=who,
+                                    conversation_id=conversation_id if customer else None)
         gr.Info("Thank you for the feedback.")
 
     state = gr.State({"ids": [], "count": 0, "busy": False})
     with gr.Row():
         language = gr.Radio(LANGUAGES, value="en", label="Language / 语言", elem_id=f"{prefix}-language", scale=2)
-        conversation_id = gr.Textbox(label="Conversation id (paste one to reopen it)", elem_id=f"{prefix}-conversation",
-                                     scale=3)
+        conversation_id = gr.Textbox(label=("Conversation code (keep it private; paste it to reopen the chat)" if customer
+                                            else "Conversation id (paste one to reopen it)"),
+                                     elem_id=f"{prefix}-conversation", scale=3)
         open_button = gr.Button("Open", elem_id=f"{prefix}-open", scale=0, min_width=80)
         new_button = gr.Button("New conversation", elem_id=f"{prefix}-new", scale=0, min_width=120)
     status = gr.Markdown(elem_id=f"{prefix}-status")
@@ -214,20 +296,27 @@ def build_chat_tab(runtime: Runtime, *, prefix: str = "chat") -> None:
                      api_visibility="private").then(None, inputs=conversation_id, js=SET_URL_JS)
     language.change(lambda lang: gr.update(placeholder=LABELS[lang]["placeholder"]), inputs=language,
                     outputs=message, api_visibility="private")
-    feedback_inputs = [target, correction, comment, sentiment_fix]
+    feedback_inputs = [target, correction, comment, sentiment_fix, conversation_id]
     feedback_outputs = [feedback_status, correction, comment, sentiment_fix, feedback_id]
-    up.click(lambda *a: rate("up", *a), inputs=feedback_inputs, outputs=feedback_outputs, api_name="chat_feedback_up")
-    down.click(lambda *a: rate("down", *a), inputs=feedback_inputs, outputs=feedback_outputs,
-               api_name="chat_feedback_down")
-    chatbot.like(like, inputs=state, outputs=None, api_visibility="private")
+    def rate_up(message_id, correction, comment, sentiment_fix, handle, request: gr.Request):
+        return rate("up", message_id, correction, comment, sentiment_fix, handle, request)
+
+    def rate_down(message_id, correction, comment, sentiment_fix, handle, request: gr.Request):
+        return rate("down", message_id, correction, comment, sentiment_fix, handle, request)
+
+    up.click(rate_up, inputs=feedback_inputs, outputs=feedback_outputs, api_name="chat_feedback_up")
+    down.click(rate_down, inputs=feedback_inputs, outputs=feedback_outputs, api_name="chat_feedback_down")
+    chatbot.like(like, inputs=[conversation_id, state], outputs=None, api_visibility="private")
     timer = gr.Timer(POLL_S)
     timer.tick(poll, inputs=[conversation_id, language, state], outputs=view_outputs, api_visibility="private",
                show_progress="hidden", concurrency_limit=None)
 
     def on_load(language: str, state: dict, request: gr.Request):
-        conversation_id = (request.query_params.get("c") or "").strip() if request is not None else ""
-        if conversation_id and load(runtime, conversation_id) is None:
-            conversation_id = ""
-        return (conversation_id, *view(conversation_id, language, state))
+        handle = (request.query_params.get("c") or "").strip() if request is not None else ""
+        allowed = customer or access.role(getattr(request, "username", None)) is not None
+        conversation_id = resolve(handle, request) if allowed else None
+        if conversation_id is None:
+            handle = ""
+        return (handle, *view(conversation_id or "", language, state))
 
     return on_load, [language, state], [conversation_id, *view_outputs]

@@ -1,14 +1,18 @@
-"""What the tabs share: the caller's role, turning service errors into UI errors, escaping."""
+"""What the tabs share: the caller's role, uploaded files, turning service errors into UI
+errors, escaping."""
 
 from __future__ import annotations
 
 import html
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import gradio as gr
 
+from bot.callers import Caller
 from bot.errors import SupportbotError
+from bot.ratelimit import RateLimitedError
 from ui.auth import Access
 
 SENTIMENT_COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
@@ -21,6 +25,48 @@ def require(access: Access, request: gr.Request | None, role: str = "agent") -> 
     if have is None or (role == "admin" and have != "admin"):
         raise gr.Error(f"This needs the {role} role.")
     return username or ""
+
+
+def staff_caller(access: Access, request: gr.Request | None, role: str = "agent") -> Caller:
+    """The logged-in staff member as a Caller (checked now: a removed user is refused)."""
+    name = require(access, request, role)
+    have = access.role(name or None)
+    return Caller(have, f"ui:{name or 'open'}", name or "open")
+
+
+def client_address(request: gr.Request | None) -> str:
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or "unknown"
+
+
+def limit(limiter, key: str) -> None:
+    """One request of `key` against a RateLimiter; refused as a UI error (with the wait)."""
+    if limiter is None:
+        return
+    try:
+        limiter.hit(key)
+    except RateLimitedError as exc:
+        raise gr.Error(f"Too many requests: please wait {exc.retry_after} s and try again.") from exc
+
+
+def uploaded_file(value, suffixes: tuple[str, ...]) -> Path:
+    """The path of a file Gradio itself received as an upload, or gr.Error.
+
+    A client can send any path in a FileData (`/etc/passwd`, `../../x.csv`, a link): only a
+    regular file inside Gradio's upload folder, after resolving links, is accepted."""
+    raw = getattr(value, "path", None) or (value.get("path") if isinstance(value, dict) else value)
+    if not raw or not isinstance(raw, (str, Path)):
+        raise gr.Error("Upload a file first.")
+    root = Path(gr.utils.get_upload_folder()).resolve()
+    try:
+        path = Path(raw).resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise gr.Error("That file is not an upload: upload it again.") from None
+    if not path.is_relative_to(root) or path == root or not path.is_file():
+        raise gr.Error("That file is not an upload: upload it again.")
+    if path.suffix.lower() not in suffixes:
+        raise gr.Error(f"Upload a {' or '.join(suffixes)} file.")
+    return path
 
 
 @contextmanager

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import tempfile
 from pathlib import Path
 
 import gradio as gr
 
 from bot.runtime import Runtime
-from ui.common import esc
+from storage.csv_cells import escape_cell
+from ui.auth import Access
+from ui.common import esc, require, uploaded_file
 
 EXAMPLES = ["The refund took forever", "这部电影很无聊。", "这部电影的剧情非常好。", "Where is my order?",
             "Thanks, the replacement arrived and works great!"]
@@ -52,6 +55,8 @@ def read_texts(path: Path) -> tuple[list[str], list[dict], int]:
 
 
 def label_file(runtime: Runtime, path: str | Path) -> tuple[Path, str]:
+    """Label a file the caller uploaded (the handler has checked it is an upload). Every
+    cell of the download that a spreadsheet would run as a formula is escaped."""
     path = Path(path)
     if path.suffix.lower() not in (".csv", ".txt"):
         raise gr.Error("Upload a .csv (with a `text` column) or a .txt file (one text per line).")
@@ -70,8 +75,8 @@ def label_file(runtime: Runtime, path: str | Path) -> tuple[Path, str]:
     out_dir = Path(tempfile.mkdtemp(prefix="supportbot-labelled-"))
     out = out_dir / f"{path.stem}-labelled.csv"
     counts: dict[str, int] = {}
-    with out.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
+    with open(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8", newline="") as f:
+        writer = _SafeWriter(csv.writer(f))
         writer.writerow(header + LABEL_COLUMNS)
         for i, row in enumerate(rows):
             row = row + [""] * (len(header) - len(row))
@@ -89,8 +94,19 @@ def label_file(runtime: Runtime, path: str | Path) -> tuple[Path, str]:
     return out, summary
 
 
-def build_sentiment_tab(runtime: Runtime) -> None:
-    def classify(text: str):
+class _SafeWriter:
+    """csv.writer whose cells never start a spreadsheet formula (storage.csv_cells)."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def writerow(self, row):
+        self.writer.writerow([escape_cell(str(cell)) for cell in row])
+
+
+def build_sentiment_tab(runtime: Runtime, access: Access) -> None:
+    def classify(text: str, request: gr.Request):
+        require(access, request)
         if not text or not text.strip():
             raise gr.Error("Type a text to classify.")
         limit = runtime.settings.max_text_chars
@@ -103,10 +119,11 @@ def build_sentiment_tab(runtime: Runtime) -> None:
         highlights = [(e["token"], e["weight"] / top) for e in result.explanation or []]
         return render(result), highlights, runtime.sentiment.version
 
-    def label_upload(file: str | None):
+    def label_upload(file, request: gr.Request):
+        require(access, request)
         if not file:
             raise gr.Error("Upload a .csv or .txt file first.")
-        out, summary = label_file(runtime, file)
+        out, summary = label_file(runtime, uploaded_file(file, (".csv", ".txt")))
         return str(out), summary, runtime.sentiment.version
 
     text = gr.Textbox(label="Text (English or Chinese)", lines=3, elem_id="sentiment-text")

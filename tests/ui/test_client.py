@@ -35,7 +35,7 @@ def test_chat_send_feedback_and_reopen(client, ui_runtime):
     assert cid and cleared == "" and status == ""
     assert "Sources: Shipping times [en-shipping]" in text_of(chat[-1])
     reply_id = target["value"]  # the newest reply is preselected for feedback
-    status, *_, feedback_id = client.predict(reply_id, "Standard: 3-5 days; express: 1-2.", "", "neutral",
+    status, *_, feedback_id = client.predict(reply_id, "Standard: 3-5 days; express: 1-2.", "", "neutral", cid,
                                              api_name="/chat_feedback_down")
     assert "Feedback saved" in status
     with ui_runtime.sessions() as session:
