@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = Field(600.0, ge=0, description="/v1 requests per minute per key or client")
     rate_limit_burst: int = Field(100, ge=1, description="requests a caller may send at once")
 
+    max_request_bytes: int = Field(8_000_000, ge=1024, description="largest request body (413 beyond)")
     max_texts_per_request: int = Field(256, ge=1)
     max_text_chars: int = Field(5000, ge=1)
     inference_batch_size: int = Field(32, ge=1)

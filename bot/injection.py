@@ -90,14 +90,33 @@ def default_secrets() -> tuple[str, ...]:
     return (prompting.SYSTEM_PROMPT[persona_end:], prompting._RULES, prompting.UPSET_TONE)
 
 
+# A support reply never asks a customer for secrets: card security codes, PINs,
+# passwords, one-time codes or the whole card number (a "corrected reply" that did was
+# the probe's way into the training data).
+_CREDENTIALS = re.compile(
+    r"\b(send|give|tell|share|provide|type|enter|reply with|write|post|confirm)\b[^.!?\n]{0,60}"
+    r"\b(cvv2?|cvc2?|cv2|security code|pin( code| number)?|passwords?|one[- ]time (code|password)|otp|"
+    r"verification code|full card number|(credit |debit )?card numbers?|card details)\b"
+    r"|(发|告诉|提供|输入|回复|发送|填写)[^。！？\n]{0,20}(CVV|cvv|安全码|验证码|密码|卡号|银行卡号|支付密码)",
+    re.I)
+
+
+def asks_for_credentials(text: str) -> bool:
+    """Whether a reply asks the customer for a card number, CVV, PIN, password or code."""
+    return _CREDENTIALS.search(text) is not None
+
+
 def leak_reason(text: str, secrets: tuple[str, ...] | None = None) -> str | None:
-    """Why `text` may not be sent ('instructions' or 'key'), or None."""
+    """Why `text` may not be sent (or trained on as a reply): 'instructions', 'key' or
+    'credentials', or None."""
     grams, _ = _secret_index(secrets or default_secrets())
     n = _norm(text)
     if any(n[i:i + WINDOW] in grams for i in range(max(0, len(n) - WINDOW + 1))):
         return "instructions"
     if _KEY.search(text):
         return "key"
+    if asks_for_credentials(text):
+        return "credentials"
     return None
 
 
@@ -135,6 +154,9 @@ def guard(pieces: Iterable[str], secrets: tuple[str, ...] | None = None) -> Iter
                 raise PromptLeak("the reply repeated the bot's instructions; answering from the article")
         if _KEY.search(full, max(0, sent - 64)):
             raise PromptLeak("the reply held something shaped like an API key; answering from the article")
+        if asks_for_credentials(full[max(0, sent - 120):]):
+            raise PromptLeak("the reply asked the customer for a card number, code or password; answering from "
+                             "the article")
         hold = 0
         for k in range(min(WINDOW - 1, len(n) - sent), 0, -1):  # the longest tail that is part of a secret
             if n[-k:] in joined:

@@ -173,7 +173,23 @@ def _new_rows(session, settings: Settings, task: str, route: str):
     since = watermark(session, task, route)
     rows = exports.collect_rows(session, what=task, since=since, route=route, route_languages=ROUTE_LANGUAGES,
                                 confirmed_min_score=settings.retrain_confirmed_min_score)
+    if task == "chat":
+        rows = [r for r in rows if passes_output_guard(r.data)]
     return since, rows
+
+
+def passes_output_guard(row: dict) -> bool:
+    """A chat row may teach the model only if its trained replies would pass the output
+    guard the live bot applies (no instructions, keys, or requests for card numbers,
+    codes or passwords), even when an agent confirmed it."""
+    from bot.injection import leak_reason
+
+    replies = [m for m in row.get("messages", []) if m.get("role") == "assistant" and m.get("weight", 1) != 0]
+    bad = [m for m in replies if leak_reason(m.get("content") or "")]
+    if bad:
+        log.warning("retrain: a chat row fails the output guard and is left out (%s)",
+                    leak_reason(bad[0].get("content") or ""))
+    return not bad
 
 
 def _original_mix(files: list[str], n_new: int, task: str) -> list[str]:

@@ -13,8 +13,10 @@ address, and an unknown endpoint there is a JSON 404.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -89,6 +91,69 @@ _CHAT_DENIED = re.compile(r"^/chat/(?:gradio_api/)?(?:file=|file/|proxy=|upload|
 _CHAT_CALL = re.compile(r"^/chat/(?:gradio_api/)?(?:call|run|api)/([^/]+)")
 
 
+_EVENT_CALL = re.compile(r"/gradio_api/(?:queue/join|call/|run/|api/)")
+
+
+def _foreign_files(value, root: Path) -> list[str]:
+    """Paths (or URLs) of FileData values in an event's data that are not Gradio uploads."""
+    found = []
+    if isinstance(value, dict):
+        if isinstance(value.get("path"), str) and ("meta" in value or "orig_name" in value or "url" in value):
+            raw = value["path"]
+            try:
+                ok = (not re.match(r"^[a-z][a-z0-9+.-]*:", raw, re.I)
+                      and Path(raw).resolve().is_relative_to(root) and Path(raw).resolve() != root)
+            except (OSError, RuntimeError, ValueError):
+                ok = False
+            if not ok:
+                found.append(raw)
+        for item in value.values():
+            found += _foreign_files(item, root)
+    elif isinstance(value, list):
+        for item in value:
+            found += _foreign_files(item, root)
+    return found
+
+
+class UploadsOnly:
+    """ASGI middleware: an event sent to a Gradio app may name only files Gradio received
+    as uploads. Mounted in FastAPI, Gradio copies any path a client names into its cache
+    before a handler runs (its own check runs only in a launched app), so the check must
+    come before Gradio sees the request: anything else is a 403."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or not _EVENT_CALL.search(scope["path"]):
+            return await self.app(scope, receive, send)
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            data = json.loads(body or b"null")
+        except ValueError:
+            data = None
+        foreign = _foreign_files(data, Path(gr.utils.get_upload_folder()).resolve())
+        if foreign:
+            response = JSONResponse({"error": {"type": "forbidden", "message": "only files uploaded to this page "
+                                               "can be used: upload the file again"}}, status_code=403)
+            return await response(scope, receive, send)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
 def _chat_endpoints(blocks: gr.Blocks) -> set[str]:
     return {(d.api_name or "").lstrip("/") for d in blocks.fns.values() if d.api_name}
 
@@ -96,6 +161,7 @@ def _chat_endpoints(blocks: gr.Blocks) -> set[str]:
 def mount_ui(app: FastAPI, runtime: Runtime) -> FastAPI:
     """Mount /chat (when open) and the staff UI at / (with logins once users exist)."""
     access = Access(runtime.settings.ui_users_path)
+    app.add_middleware(UploadsOnly)
     if runtime.settings.ui_open_chat:
         customer = build_customer_ui(runtime)
         known = _chat_endpoints(customer)

@@ -1,5 +1,6 @@
 """The Agent inbox: escalated conversations; read one with per-turn sentiment, reply as a
-person, release it back to the bot.
+person, release it back to the bot. Below it, the corrections customers sent (a better
+reply, the real sentiment): they teach the models only once an agent confirms them.
 
 Order: conversations whose latest customer turn is negative come first (most negative
 first), then the others; newest first within each group. Every text is escaped before
@@ -14,9 +15,21 @@ from bot.dialogue import conversation_public
 from bot.runtime import Runtime
 from storage.repositories import conversations as repo
 from ui.auth import Access
-from ui.common import esc, require, sentiment_badge, user_errors, when
+from ui.common import esc, require, sentiment_badge, staff_caller, user_errors, when
 
 COLUMNS = ["updated", "reason", "last customer sentiment", "last message", "id"]
+REVIEW_COLUMNS = ["sent", "message", "correction", "comment", "from", "id"]
+
+
+def review_rows(items: list[dict]) -> list[list]:
+    def correction(i: dict) -> str:
+        parts = [f"reply → {i['corrected_reply']}" if i["corrected_reply"] else "",
+                 f"sentiment → {i['corrected_sentiment']}" if i["corrected_sentiment"] else "",
+                 f"intent → {i['corrected_intent']}" if i["corrected_intent"] else ""]
+        return "; ".join(p for p in parts if p)
+
+    return [[when(i["created_at"]), f"[{i['role']}] {i['text'][:120]}", correction(i), i["comment"] or "",
+             i["submitted_by"] or "", i["id"]] for i in items]
 POLL_S = 3.0
 
 
@@ -106,6 +119,28 @@ def build_inbox_tab(runtime: Runtime, access: Access) -> None:
         rows, choices = refresh(None, request)
         return show(conversation_id, request), rows, choices
 
+    def review_list(request: gr.Request):
+        require(access, request)
+        items = runtime.feedback.pending(limit=200)
+        choices = [(f"{i['corrected_reply'] or i['corrected_sentiment'] or i['corrected_intent']} · {i['text'][:40]}",
+                    i["id"]) for i in items]
+        return review_rows(items), gr.update(choices=choices, value=None)
+
+    def review(decision: str, feedback_id: str | None, request: gr.Request):
+        who = staff_caller(access, request)
+        if not feedback_id:
+            raise gr.Error("Pick a correction first.")
+        with user_errors():
+            runtime.feedback.review(feedback_id, decision=decision, caller=who)
+        rows, choices = review_list(request)
+        return f"{'Confirmed' if decision == 'confirm' else 'Rejected'}.", rows, choices
+
+    def review_confirm(feedback_id: str | None, request: gr.Request):
+        return review("confirm", feedback_id, request)
+
+    def review_reject(feedback_id: str | None, request: gr.Request):
+        return review("reject", feedback_id, request)
+
     gr.Markdown("Conversations waiting for a person: the most negative first, then the newest.")
     with gr.Row():
         picked = gr.Dropdown(label="Conversation", choices=[], scale=4, elem_id="inbox-pick")
@@ -119,6 +154,22 @@ def build_inbox_tab(runtime: Runtime, access: Access) -> None:
     with gr.Row():
         send = gr.Button("Send reply", variant="primary", elem_id="inbox-send")
         release_button = gr.Button("Release to the bot", elem_id="inbox-release")
+
+    with gr.Accordion("Customers' corrections to review", open=False, elem_id="review"):
+        gr.Markdown("A customer's corrected reply or label teaches the models only once you confirm it.")
+        review_table = gr.Dataframe(headers=REVIEW_COLUMNS, datatype=["str"] * len(REVIEW_COLUMNS), interactive=False,
+                                    wrap=True, elem_id="review-table")
+        with gr.Row():
+            review_pick = gr.Dropdown(label="Correction", choices=[], scale=4, elem_id="review-pick")
+            review_refresh = gr.Button("Refresh", scale=0, min_width=90, elem_id="review-refresh")
+            confirm_button = gr.Button("Confirm", variant="primary", scale=0, min_width=90, elem_id="review-confirm")
+            reject_button = gr.Button("Reject", scale=0, min_width=90, elem_id="review-reject")
+        review_status = gr.Markdown(elem_id="review-status")
+    review_refresh.click(review_list, outputs=[review_table, review_pick], api_name="review_list")
+    confirm_button.click(review_confirm, inputs=review_pick, outputs=[review_status, review_table, review_pick],
+                         api_name="review_confirm")
+    reject_button.click(review_reject, inputs=review_pick, outputs=[review_status, review_table, review_pick],
+                        api_name="review_reject")
 
     refresh_button.click(refresh, inputs=picked, outputs=[rows, picked], api_name="inbox_list")
     picked.change(show, inputs=picked, outputs=history, api_name="inbox_show")

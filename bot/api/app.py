@@ -112,6 +112,16 @@ def create_app(runtime: Runtime, *, ui: bool = True) -> FastAPI:
     app.state.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_minute, runtime.settings.rate_limit_burst)
     install_error_handlers(app)
 
+    max_body = runtime.settings.max_request_bytes
+
+    @app.middleware("http")
+    async def _body_limit(request: Request, call_next):
+        """One caller's request may not make the server read more than max_request_bytes."""
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body):
+            return error(413, "payload_too_large", f"the request body is over {max_body} bytes")
+        return await call_next(request)
+
     @app.middleware("http")
     async def _metrics(request: Request, call_next):
         started = time.perf_counter()

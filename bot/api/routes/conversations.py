@@ -97,4 +97,5 @@ def list_(session: SessionDep, caller: CallerDep, status: str | None = Query(Non
 def erase(conversation_id: str, session: SessionDep, _admin: AdminDep):
     if not erase_conversation(session, conversation_id=conversation_id):
         raise NotFoundError(f"no conversation {conversation_id!r}")
+    session.commit()  # gone before the 204 goes out (SessionDep's own commit runs after the response)
     return Response(status_code=204)
