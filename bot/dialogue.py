@@ -245,12 +245,19 @@ class DialogueEngine:
                              latency_ms=_ms(started))
             return
 
-        # 2. answer: small talk, an article, or an honest "can't help"
+        # 2. answer: a refusal, small talk, an article, or an honest "can't help"
+        from bot import faithfulness, policy
+
         upset = s.label == "negative"
         hits: list[Hit] = []
+        refused = policy.refusal(text)  # harmful requests: refused without retrieval or the model
         small = prompting.small_talk(text)
         model_version = "supportbot-rules"
-        if small:
+        if refused:
+            answer = prompting.text("refuse_self_harm" if refused == "self_harm" else "refuse", language)
+            sources, model_version = [], "supportbot-policy"
+            yield answer
+        elif small:
             answer, sources = prompting.text(small, language), []
             yield answer
         else:
@@ -277,9 +284,12 @@ class DialogueEngine:
                 # a turn or an article that reads like an injection is answered without the model
                 screened = injection.suspicious(text) or injection.suspicious(top.title + "\n" + top.body)
                 if generator is not None and language in self.config.generate_languages and not screened:
+                    # every number, contact and menu path sent must be in the article or the customer's words
+                    said = [t for role, t, *_ in history[-self.config.history_messages:] if role == "customer"]
                     try:
-                        for piece in injection.guard(
-                                self._generate(generator, history, text, top, language, upset, params)):
+                        for piece in faithfulness.check_stream(
+                                injection.guard(self._generate(generator, history, text, top, language, upset, params)),
+                                sources=[top.title + "\n" + top.body], allowed=[*said, text]):
                             pieces.append(piece)
                             yield piece
                         model_version = generator.name

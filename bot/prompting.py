@@ -35,6 +35,11 @@ TEXTS = {
         "source": "Source",
         "greeting": "Hello! How can I help you with your order, delivery, returns or account today?",
         "thanks": "You're welcome! Is there anything else I can help you with?",
+        "refuse": "I'm sorry, I can't help with that. I can help with orders, delivery, returns, payments and your "
+                  "account — or connect you with a person.",
+        "refuse_self_harm": "I'm really sorry you're feeling this way, and I can't help with that here. Please reach "
+                            "out now to someone you trust, a local crisis line or emergency services — you don't "
+                            "have to go through this alone. If you'd like, I can connect you with a person.",
     },
     "zh": {
         "no_answer": "抱歉，这个问题我在这里无法帮您解答。需要为您转接人工客服吗？",
@@ -44,6 +49,9 @@ TEXTS = {
         "source": "来源",
         "greeting": "您好！请问有什么可以帮您？订单、配送、退换货、账户问题都可以问我。",
         "thanks": "不客气！还有其他可以帮您的吗？",
+        "refuse": "抱歉，这个我无法帮您。订单、配送、退换货、支付和账户的问题我都可以帮您处理，也可以为您转接人工客服。",
+        "refuse_self_harm": "听到您这样说，我很难过，但这件事我在这里无法帮您。请马上联系您信任的人、当地的心理援助热线或急救电话，"
+                            "您不必独自承受。如果您愿意，我可以为您转接人工客服。",
     },
 }
 
