@@ -19,7 +19,9 @@ from typing import Iterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from bot import prompting
+from bot import policy, prompting
+from bot.guard import normalise_text
+from bot.language import detect_language
 from bot.api.auth import AuthError, CallerDep
 from bot.api.deps import RuntimeDep, SettingsDep
 from bot.callers import Caller
@@ -151,6 +153,22 @@ def _pipeline(body: ChatCompletionRequest, runtime, params: GenerationParams, ci
     return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
+def _canned(body: ChatCompletionRequest, model: str, cid: str, text: str):
+    """A fixed reply in the endpoint's own shapes (JSON or SSE)."""
+    if not body.stream:
+        return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
+
+    def sse() -> Iterator[str]:
+        yield _chunk(cid, model, {"role": "assistant", "content": ""})
+        yield _chunk(cid, model, {"content": text})
+        yield _chunk(cid, model, {}, "stop")
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
 def _chain(first, rest):
     yield first
     yield from rest
@@ -158,7 +176,11 @@ def _chain(first, rest):
 
 def _plain(body: ChatCompletionRequest, generator, params: GenerationParams, cid: str):
     roles = {"developer": "system", "tool": "user"}
-    messages = [{"role": roles.get(m.role, m.role), "content": m.text()} for m in body.messages]
+    messages = [{"role": roles.get(m.role, m.role), "content": normalise_text(m.text())} for m in body.messages]
+    asked = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    if policy.refusal(asked):  # harmful requests get the same refusal as customers, without the model
+        language = "zh" if detect_language(asked) in ("zh", "ja") else "en"
+        return _canned(body, generator.name, cid, prompting.text("refuse", language))
     if messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": prompting.SYSTEM_PROMPT})
     messages = prompting.fit_context(messages, generator.count_tokens, generator.context_tokens - params.max_tokens)
