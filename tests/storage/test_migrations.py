@@ -292,3 +292,27 @@ def test_alembic_command_line_uses_the_packaged_ini_from_any_directory(tmp_path)
     )
     assert upgraded.returncode == 0, upgraded.stderr
     assert db.current_revision(url) == db.head_revision()
+
+
+def test_upgrade_to_0003_turns_normal_keys_into_agent_keys_and_holds_old_corrections(database_url):
+    """0003 (trust boundaries): old "normal" keys become agent keys; feedback with
+    corrections stored before it waits for review, bare ratings are signals."""
+    db.upgrade(database_url, "0002")
+    _insert_rows_as_of_0001(database_url)
+    engine = db.make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO api_keys (id, name, key_hash, prefix, scope, created_at) "
+                "VALUES ('k2', 'old-service', 'h2', 'sb_old', 'normal', :t)"), {"t": T0})
+            connection.execute(sa.text(
+                "INSERT INTO feedback (id, message_id, rating, fingerprint, created_at) "
+                "VALUES ('f2', 'm2', 'up', 'fp2', :t)"), {"t": T0})
+        db.upgrade(database_url)
+        with engine.connect() as connection:
+            scopes = dict(connection.execute(sa.text("SELECT name, scope FROM api_keys")).all())
+            review = dict(connection.execute(sa.text("SELECT id, review_status FROM feedback")).all())
+    finally:
+        engine.dispose()
+    assert scopes["old-service"] == "agent" and "normal" not in scopes.values()
+    assert review == {"f1": "pending", "f2": "signal"}  # f1 carries a corrected reply
