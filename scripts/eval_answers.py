@@ -504,7 +504,7 @@ def summarise_by_language(rows: list[dict]) -> dict:
     return out
 
 
-COLUMNS = [("n", "questions", "d"), ("top1", "top1", "%"), ("top3", "top3", "%"), ("facts", "fact_recall", "%"),
+COLUMNS = [("n", "questions", "g"), ("top1", "top1", "%"), ("top3", "top3", "%"), ("facts", "fact_recall", "%"),
            ("all facts", "all_facts", "%"), ("invented", "invented", "%"), ("contra", "contradictions", "%"),
            ("refusal", "refusal_unanswerable", "%"), ("false ref", "false_refusal", "%"),
            ("handover", "handed_over", "%"), ("lang ok", "language_ok", "%"), ("len", "length_median", "g"),
@@ -515,7 +515,11 @@ def table(summary: dict) -> str:
     def cell(v, fmt):
         if v is None:
             return "-"
-        return {"d": f"{v:d}", "%": f"{v:.0%}", "g": f"{v:g}", "s": f"{v:.2f}"}[fmt]
+        if fmt == "%":
+            return f"{v:.0%}"
+        if fmt == "s":
+            return f"{v:.2f}"
+        return f"{v:g}"
 
     lines = ["language " + " ".join(f"{name:>9}" for name, _, _ in COLUMNS)]
     for lang, m in summary.items():
@@ -585,8 +589,6 @@ def main(argv: list[str] | None = None) -> int:
         if server:
             server.close()
     summary = summarise_by_language(rows)
-    print()
-    print(table(summary))
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "command": " ".join([Path(sys.argv[0]).name] + (sys.argv[1:] if argv is None else argv)),
               "server": "started by the script" if server else url, "healthz_models": health.get("models"),
@@ -594,7 +596,9 @@ def main(argv: list[str] | None = None) -> int:
               "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average_at_end": list(os.getloadavg())},
               "summary": summary, "rows": rows, "wall_s": time.monotonic() - started}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False))  # before anything else can fail
+    print()
+    print(table(summary))
     print(f"wrote {args.json} ({result['wall_s']:.0f} s)")
     return 0
 

@@ -175,7 +175,11 @@ def test_score_and_summary(ev, articles):
     assert m["fact_recall"] == 0.5 and m["all_facts"] == 0.5
     assert m["invented"] == pytest.approx(1 / 3) and m["contradictions"] == pytest.approx(1 / 3)
     assert m["refusal_unanswerable"] == 1.0 and m["false_refusal"] == 0.0
-    assert "all" in ev.summarise_by_language([good, un])
+    summary = ev.summarise_by_language([good, bad, un])
+    assert set(summary) == {"en", "all"}
+    printed = ev.table(summary)
+    assert printed.splitlines()[1].split()[:4] == ["en", "3", "50%", "100%"]
+    assert ev.table(ev.summarise_by_language([un]))  # no answerable question: "-" cells
 
 
 # -- the question set --------------------------------------------------------------------
@@ -222,3 +226,75 @@ def test_check_set_mode_exits_non_zero_on_a_bad_set(ev, tmp_path, capsys):
 def test_the_default_is_the_tune_split_only(ev):
     assert ev.SPLITS["tune"] == [ev.DATA / "tune.jsonl"]
     assert ev.DATA / "heldout.jsonl" in ev.SPLITS["all"]
+
+
+# -- the whole run against a stub server on loopback ---------------------------------------
+
+@pytest.fixture
+def stub_server():
+    """/healthz and /v1/chat/completions (JSON or SSE) answering every question with the
+    express-shipping article's facts."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    reply = "Express shipping costs $9.90 and takes 1–2 business days."
+    extras = {"conversation_id": "c1", "escalate": False, "escalation_reason": None,
+              "sources": [{"id": "en-shipping-options", "title": "Shipping", "score": 0.9}]}
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _send(self, code, body, ctype="application/json"):
+            data = body.encode()
+            self.send_response(code)
+            self.send_header("content-type", ctype)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            self._send(200, json.dumps({"status": "ok", "models": {"chat": "stub"}}))
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            seen.append((body, self.headers.get("authorization")))
+            if not body.get("stream"):
+                self._send(200, json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}],
+                                            **extras}))
+                return
+            events = [{"choices": [{"delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+            events += [{"choices": [{"delta": {"content": w}, "finish_reason": None}]} for w in reply.split(" ", 1)]
+            events[-1]["choices"][0]["delta"]["content"] = " " + events[-1]["choices"][0]["delta"]["content"]
+            events.append({"choices": [{"delta": {}, "finish_reason": "stop"}], **extras})
+            self._send(200, "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n",
+                       "text/event-stream")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_run_over_http_writes_the_json_and_the_table(ev, stub_server, tmp_path, stream):
+    url, seen = stub_server
+    questions = tmp_path / "q.jsonl"
+    rows = [{"id": "t-1", "language": "en", "question": "How much is express shipping?", "kind": "plain",
+             "article_ids": ["en-shipping-options"], "facts": [["$9.90"], ["1-2 business days"]]},
+            {"id": "t-2", "language": "en", "question": "Weather?", "kind": "unanswerable",
+             "article_ids": [], "facts": []}]
+    questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.json"
+    argv = ["--url", url, "--key", "K", "--questions", str(questions), "--json", str(out)] + (["--stream"] if stream else [])
+    assert ev.main(argv) == 0
+    result = json.loads(out.read_text())
+    first = result["rows"][0]
+    assert first["reply"] == "Express shipping costs $9.90 and takes 1–2 business days."
+    assert first["sources"] == ["en-shipping-options"] and first["facts_missed"] == []
+    assert result["summary"]["en"]["fact_recall"] == 1.0
+    assert result["summary"]["en"]["refusal_unanswerable"] == 0.0
+    assert seen[0][0]["model"] == "supportbot" and seen[0][0]["stream"] is stream
+    assert seen[0][1] == "Bearer K"
