@@ -25,7 +25,8 @@ from bot.guard import check_message, check_metadata, check_name
 from bot.intent import IntentService
 from bot.redaction import Redactor
 from bot.sealing import Sealer
-from bot.retrieval import Hit, KnowledgeIndex
+from bot import grounding
+from bot.retrieval import EMBEDDING_WEIGHT, Hit, KnowledgeIndex
 from bot.sentiment import SentimentService
 from storage.models import Conversation, Message
 from storage.repositories import conversations as repo
@@ -261,7 +262,8 @@ class DialogueEngine:
             answer, sources = prompting.text(small, language), []
             yield answer
         else:
-            hits = [h for h in self.knowledge().search(text, language=language, k=3, intent=intent)
+            index = self.knowledge()
+            hits = [h for h in index.search(text, language=language, k=3, intent=intent)
                     if h.score >= self.config.answer_threshold]
             if not hits:
                 streak += 1
@@ -278,7 +280,11 @@ class DialogueEngine:
             else:
                 streak = 0
                 top = hits[0]
-                sources = [top.public()]
+                # the sentences that answer this question (a second article when it covers more)
+                embedder = getattr(index, "embedder", None) if EMBEDDING_WEIGHT.get(language, 0.0) > 0 else None
+                selected = grounding.select(text, hits, embed=embedder.embed if embedder is not None else None)
+                used = list({id(x.hit): x.hit for x in selected}.values()) or [top]
+                sources = [h.public() for h in used]
                 pieces: list[str] = []
                 failed = False
                 # a turn or an article that reads like an injection is answered without the model
@@ -289,7 +295,7 @@ class DialogueEngine:
                     try:
                         for piece in faithfulness.check_stream(
                                 injection.guard(self._generate(generator, history, text, top, language, upset, params)),
-                                sources=[top.title + "\n" + top.body], allowed=[*said, text]):
+                                sources=[h.title + "\n" + h.body for h in used], allowed=[*said, text]):
                             pieces.append(piece)
                             yield piece
                         model_version = generator.name
@@ -299,7 +305,9 @@ class DialogueEngine:
                 answer = "".join(pieces).strip()
                 if failed or not answer:
                     # What was already streamed stays (the client saw it); the article follows.
-                    fallback = prompting.retrieval_answer(top, language=language, upset=upset)
+                    fallback = (grounding.compose(selected, language=language, upset=upset,
+                                                  apology=prompting.text("apology", language))
+                                or prompting.retrieval_answer(top, language=language, upset=upset))
                     fallback = ("\n\n" if answer else "") + fallback
                     answer = (answer + fallback).strip()
                     model_version = "supportbot-retrieval"
