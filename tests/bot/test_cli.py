@@ -160,7 +160,7 @@ def test_models_list(capsys, tmp_path):
     # blank line (tests/bot/test_cli_models.py).
     lines = capsys.readouterr().out.strip().split("\n\n")[0].splitlines()
     kinds = {line.split()[0]: line.split()[1] for line in lines}
-    assert kinds == {"minilm-l6": "packaged", "smollm2-135m": "packaged", "gemma3-270m": "packaged",
+    assert kinds == {"minilm-l6": "packaged", "smollm2-135m": "packaged", "gemma3-270m": "packaged", "me5-small": "packaged",
                      "sentiment-en": "shipped", "sentiment-zh": "shipped", "intent-bitext": "shipped",
                      "chat-bitext": "shipped"}
 
