@@ -4,6 +4,7 @@
     python scripts/eval_answers.py --url http://127.0.0.1:7860 [--key KEY] [--stream]
     python scripts/eval_answers.py --start-server --split heldout  # only when the tuning is done
     python scripts/eval_answers.py --check-set --split all         # the question set against the KB
+    python scripts/eval_answers.py --rescore runs/eval-answers.json  # an earlier run's replies, scored again
 
 Each question is one customer turn in a new conversation: POST /v1/chat/completions,
 model "supportbot" (non-streamed, or SSE with --stream), against a real server (--url, or
@@ -504,6 +505,16 @@ def summarise_by_language(rows: list[dict]) -> dict:
     return out
 
 
+def summarise_by_kind(rows: list[dict]) -> dict:
+    """Per language and kind of question: the main numbers (in the JSON, not the table)."""
+    keys = ("questions", "top1", "fact_recall", "all_facts", "refusal_unanswerable", "false_refusal", "handed_over")
+    out = {}
+    for lang, kind in sorted({(r["language"], r["kind"]) for r in rows}):
+        m = summarise([r for r in rows if r["language"] == lang and r["kind"] == kind])
+        out[f"{lang}/{kind}"] = {k: m[k] for k in keys}
+    return out
+
+
 COLUMNS = [("n", "questions", "g"), ("top1", "top1", "%"), ("top3", "top3", "%"), ("facts", "fact_recall", "%"),
            ("all facts", "all_facts", "%"), ("invented", "invented", "%"), ("contra", "contradictions", "%"),
            ("refusal", "refusal_unanswerable", "%"), ("false ref", "false_refusal", "%"),
@@ -529,6 +540,24 @@ def table(summary: dict) -> str:
 
 # ---------------------------------------------------------------------------------------
 
+def rescore(args, questions: list[dict], articles: dict[str, dict], paths: list[Path]) -> int:
+    """Score an earlier run's replies again (same replies, sources and times) against the
+    current question files; questions the run did not ask are left out."""
+    earlier = json.loads(args.rescore.read_text(encoding="utf-8"))
+    answers = {r["id"]: r for r in earlier["rows"]}
+    rows = [score(q, answers[q["id"]], articles) for q in questions if q["id"] in answers]
+    summary = summarise_by_language(rows)
+    result = {**{k: v for k, v in earlier.items() if k not in ("rows", "summary", "by_kind")},
+              "rescored": {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "from": str(args.rescore),
+                           "questions_files": [str(p) for p in paths]},
+              "summary": summary, "by_kind": summarise_by_kind(rows), "rows": rows}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    print(table(summary))
+    print(f"rescored {len(rows)} replies of {args.rescore}; wrote {args.json}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -544,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=ROOT / "runs" / "eval-answers.json")
     ap.add_argument("--check-set", action="store_true", help="check the questions against the knowledge base and exit")
     ap.add_argument("--kb", type=Path, default=KB_DIR, help="the knowledge base's JSONL files (for the checks)")
+    ap.add_argument("--rescore", type=Path, metavar="RUN_JSON",
+                    help="no server: score the replies of an earlier run again with the current questions "
+                         "(after changing facts or contradictions)")
     args = ap.parse_args(argv)
 
     paths = args.questions or SPLITS[args.split]
@@ -561,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if failures else 0
     if args.limit:
         questions = questions[:args.limit]
+    if args.rescore:
+        return rescore(args, questions, articles, paths)
     if not args.url and not args.start_server:
         ap.error("give --url of a running server, or --start-server")
 
@@ -594,7 +628,8 @@ def main(argv: list[str] | None = None) -> int:
               "server": "started by the script" if server else url, "healthz_models": health.get("models"),
               "stream": args.stream, "questions_files": [str(p) for p in paths],
               "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average_at_end": list(os.getloadavg())},
-              "summary": summary, "rows": rows, "wall_s": time.monotonic() - started}
+              "summary": summary, "by_kind": summarise_by_kind(rows), "rows": rows,
+              "wall_s": time.monotonic() - started}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False))  # before anything else can fail
     print()

@@ -298,3 +298,21 @@ def test_a_run_over_http_writes_the_json_and_the_table(ev, stub_server, tmp_path
     assert result["summary"]["en"]["refusal_unanswerable"] == 0.0
     assert seen[0][0]["model"] == "supportbot" and seen[0][0]["stream"] is stream
     assert seen[0][1] == "Bearer K"
+
+
+def test_rescore_scores_an_earlier_run_with_changed_questions(ev, stub_server, tmp_path):
+    url, _ = stub_server
+    q = {"id": "t-1", "language": "en", "question": "How much is express shipping?", "kind": "plain",
+         "article_ids": ["en-shipping-options"], "facts": [["$9.90"]], "contradictions": []}
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps(q) + "\n")
+    run = tmp_path / "run.json"
+    assert ev.main(["--url", url, "--questions", str(questions), "--json", str(run)]) == 0
+    assert json.loads(run.read_text())["summary"]["en"]["contradictions"] == 0.0
+    questions.write_text(json.dumps({**q, "contradictions": ["takes 1-2 business days"]}) + "\n")
+    out = tmp_path / "rescored.json"
+    assert ev.main(["--rescore", str(run), "--questions", str(questions), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["summary"]["en"]["contradictions"] == 1.0
+    assert result["rows"][0]["reply"] == json.loads(run.read_text())["rows"][0]["reply"]
+    assert "en/plain" in result["by_kind"]
