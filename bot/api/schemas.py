@@ -16,6 +16,21 @@ class ErrorPublic(BaseModel):
     error: ErrorBody
 
 
+class OpenAIErrorBody(BaseModel):
+    """An error on the OpenAI-compatible endpoints (/v1/chat/completions, /v1/models),
+    shaped as OpenAI's: `code` is supportbot's own error type (e.g. invalid_json,
+    model_not_found, rate_limited), `param` the request field at fault, when one is."""
+    message: str
+    type: Literal["invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+                  "rate_limit_error", "server_error"]
+    param: str | None
+    code: str | None
+
+
+class OpenAIErrorPublic(BaseModel):
+    error: OpenAIErrorBody
+
+
 class SentimentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Length limits are checked in the route, so that too many/too long gives 413.

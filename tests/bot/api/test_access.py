@@ -74,7 +74,8 @@ def test_per_key_limit_answers_429_with_retry_after(runtime):
     codes = [client.get("/v1/models", headers=auth).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     r = client.get("/v1/models", headers=auth)
-    assert r.status_code == 429 and r.json()["error"]["type"] == "rate_limited"
+    assert r.status_code == 429 and r.json()["error"]["type"] == "rate_limit_error"  # OpenAI's shape on /v1/models
+    assert r.json()["error"]["code"] == "rate_limited"
     assert int(r.headers["Retry-After"]) >= 1
     assert "per minute" in r.json()["error"]["message"]
     # another key is not slowed down by the first one's traffic

@@ -65,20 +65,24 @@ def test_streaming_sends_chunks_then_the_extras_then_done(client):
     assert final["choices"][0]["finish_reason"] == "stop" and final["sources"][0]["id"] == "zh-invoice"
 
 
-@pytest.mark.parametrize("body, status", [
-    ({"messages": []}, 422),
-    ({"messages": [{"role": "assistant", "content": "hi"}]}, 422),
-    ({"messages": [{"role": "user", "content": "   "}]}, 422),
-    ({"messages": [{"role": "user", "content": "x" * 5001}]}, 413),
-    ({"messages": [{"role": "user", "content": "hi"}], "conversation_id": "nope"}, 404),
-    ({"messages": [{"role": "user", "content": "hi"}], "model": "gpt-9"}, 404),
-    ({"messages": [{"role": "user", "content": "hi"}], "temperature": 5}, 422),
-    ({"messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b", "c", "d", "e"]}, 422),
+@pytest.mark.parametrize("body, status, kind, param", [
+    ({"messages": []}, 400, "invalid_request_error", "messages"),
+    ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "invalid_request_error", "messages[0]"),
+    ({"messages": [{"role": "user", "content": "   "}]}, 400, "invalid_request_error", "messages[0]"),
+    ({"messages": [{"role": "user", "content": "x" * 5001}]}, 413, "invalid_request_error", "messages[0].content"),
+    ({"messages": [{"role": "user", "content": "hi"}], "conversation_id": "nope"}, 404, "not_found_error",
+     "conversation_id"),
+    ({"messages": [{"role": "user", "content": "hi"}], "model": "gpt-9"}, 404, "not_found_error", "model"),
+    ({"messages": [{"role": "user", "content": "hi"}], "temperature": 5}, 400, "invalid_request_error", "temperature"),
+    ({"messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b", "c", "d", "e"]}, 400,
+     "invalid_request_error", "stop"),
 ])
-def test_bad_requests_get_json_errors(client, body, status):
+def test_bad_requests_get_openai_shaped_errors(client, body, status, kind, param):
     r = client.post("/v1/chat/completions", json=body)
     assert r.status_code == status, r.text
-    assert set(r.json()["error"]) == {"type", "message"}
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == kind and error["param"] == param and error["message"] and error["code"]
 
 
 def test_the_openai_client_works_streaming_and_not(runtime):
