@@ -44,7 +44,10 @@ def _models(p: argparse.ArgumentParser) -> None:
 # ---- serve ---------------------------------------------------------------------------
 def cmd_serve(args) -> int:
     settings = _settings(args)
+    from bot import logs
     from bot.runtime import Runtime, use_offline_hub_for_local_models
+
+    logs.configure(settings.log_format, logging.DEBUG if args.verbose else getattr(logging, settings.log_level))
 
     use_offline_hub_for_local_models(settings)
     runtime = Runtime.start(settings)
@@ -56,7 +59,9 @@ def cmd_serve(args) -> int:
 
     app = create_app(runtime, ui=settings.ui and not args.no_ui)
     print(f"supportbot serving on http://{settings.host}:{settings.port} (API under /v1, UI at /)", file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # json: uvicorn's own lines (access log too) go through the root handler, as JSON
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                **({"log_config": None} if settings.log_format == "json" else {}))
     return 0
 
 

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     ui_chat_per_minute: float = Field(30.0, gt=0, description="/chat requests per minute per client address")
     ui_chat_burst: int = Field(10, ge=1, description="/chat requests a client may send at once")
     ui_chat_conversations_per_hour: int = Field(20, ge=1, description="new /chat conversations per client an hour")
+    # Operations (bot.logs): one readable line per record, or one JSON object per line
+    # (time, level, logger, message, request_id) for a log pipeline.
+    log_format: Literal["plain", "json"] = Field("plain", description="plain (default) or json log lines")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="least severe level logged")
 
     @field_validator("sentiment_model_zh", "intent_model", mode="before")
     @classmethod

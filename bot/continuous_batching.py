@@ -24,6 +24,8 @@ import threading
 import time
 from typing import Iterator
 
+from bot.metrics import BATCH_QUEUE_DEPTH, BATCH_WAITING
+
 log = logging.getLogger(__name__)
 
 
@@ -61,6 +63,8 @@ class ContinuousBatcher:
         self._manager = self._model.init_continuous_batching(generation_config=gen_config,
                                                              continuous_batching_config=cb_config)
         self._streams: dict[str, queue.Queue] = {}
+        self._max_requests = max_requests
+        self._waiting = 0  # this batcher's share of BATCH_WAITING (several live during a hot swap)
         self._lock = threading.Lock()
         self._closed = False
         self._manager.start()
@@ -108,6 +112,7 @@ class ContinuousBatcher:
             if request_id is None:
                 raise BatchingError("the batching engine refused the request (stopped or overloaded)")
             self._streams[request_id] = inbox
+            self._count_queue(+1)
         finished, sent = False, ""
         try:
             while not finished:
@@ -131,9 +136,18 @@ class ContinuousBatcher:
                     yield piece
         finally:
             with self._lock:
-                self._streams.pop(request_id, None)
+                if self._streams.pop(request_id, None) is not None:
+                    self._count_queue(-1)
             if not finished:
                 self._manager.cancel_request(request_id)
+
+    def _count_queue(self, change: int) -> None:
+        """Queue depth (bot.metrics): replies in the engine, and those beyond the replies it
+        decodes at once, which wait for a slot. Called under self._lock."""
+        BATCH_QUEUE_DEPTH.inc(change)
+        waiting = max(0, len(self._streams) - self._max_requests)
+        BATCH_WAITING.inc(waiting - self._waiting)
+        self._waiting = waiting
 
     def close(self) -> None:
         if self._closed:

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 
 from bot.config import Settings
 from bot.errors import SupportbotError
+from bot.metrics import RETRAIN_RUNS
 from bot.sentiment import ROUTE_LANGUAGES  # which languages each model route serves
 from storage import export as exports
 from storage.models import DEFAULT_ROUTE, TASKS, Export, RetrainRun, utcnow
@@ -336,6 +337,21 @@ def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run
         return Outcome(task, route, "failed", f"{type(exc).__name__}: {exc}", run_id, details)
 
 
+def _where(task: str, route: str) -> str:
+    return task if route == DEFAULT_ROUTE else f"{task}/{route}"
+
+
+@contextlib.contextmanager
+def _count_busy(pairs: list[tuple[str, str]]) -> Iterator[None]:
+    """Outcome "busy" (bot.metrics) for each planned task when another run holds the lock."""
+    try:
+        yield
+    except RetrainBusy:
+        for task, route in pairs:
+            RETRAIN_RUNS.labels(_where(task, route), "busy").inc()
+        raise
+
+
 def retrain(runtime, *, tasks: list[str] | None = None, dry_run: bool = False,
             echo: Callable[[str], None] = print) -> list[Outcome]:
     """The whole job. Raises RetrainBusy if another run holds the lock."""
@@ -344,7 +360,7 @@ def retrain(runtime, *, tasks: list[str] | None = None, dry_run: bool = False,
     if tasks and not pairs:
         raise SupportbotError(f"no retrainable task in {tasks}; tasks: sentiment, sentiment/zh, intent, chat")
     outcomes = []
-    with retrain_lock(settings.retrain_path):
+    with _count_busy(pairs), retrain_lock(settings.retrain_path):
         if not dry_run:
             with runtime.sessions.begin() as session:
                 n = recover_killed(session)
@@ -356,5 +372,6 @@ def retrain(runtime, *, tasks: list[str] | None = None, dry_run: bool = False,
             outcome = retrain_task(settings, runtime.sessions, task, route, dry_run=dry_run,
                                    served_ref=lambda t, r: refs[(t, r)])
             echo(outcome.line())
+            RETRAIN_RUNS.labels(_where(task, route), outcome.status.replace(" ", "_")).inc()
             outcomes.append(outcome)
     return outcomes
