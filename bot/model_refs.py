@@ -74,6 +74,24 @@ SHIPPED: dict[str, str] = {
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
+# The hub ids of the packaged models' originals: shipped adapters name their base by it
+# (adapter_config.json), so PEFT, vLLM and TGI can find it, and the resolver serves them
+# from the packaged copy, offline, whenever its package is installed.
+PACKAGED_HUB_IDS: dict[str, str] = {
+    "sentence-transformers/all-MiniLM-L6-v2": "minilm-l6",
+    "HuggingFaceTB/SmolLM2-135M-Instruct": "smollm2-135m",
+    "google/gemma-3-270m": "gemma3-270m",
+}
+
+
+def packaged_name(ref: str) -> str | None:
+    """The packaged short name a hub id stands for here (None: not one, or its package is
+    not installed, so the hub is asked as usual)."""
+    name = PACKAGED_HUB_IDS.get(ref.strip())
+    if name is None or importlib.util.find_spec(PACKAGED[name].module) is None:
+        return None
+    return name
+
 
 @dataclass(frozen=True)
 class ResolvedModel:
@@ -101,6 +119,9 @@ def resolve(ref: str, cache_dir: Path, *, convert: bool = True) -> ResolvedModel
         return ResolvedModel(ref, str(path), True, True)
     if ref in PACKAGED:
         path = packaged_path(ref, cache_dir, convert=convert)
+        return ResolvedModel(ref, str(path), True, False)
+    if packaged_name(ref) is not None:
+        path = packaged_path(packaged_name(ref), cache_dir, convert=convert)
         return ResolvedModel(ref, str(path), True, False)
     path = Path(ref).expanduser()
     if path.exists():
