@@ -48,6 +48,11 @@ def cmd_serve(args) -> int:
     from bot.runtime import Runtime, use_offline_hub_for_local_models
 
     logs.configure(settings.log_format, logging.DEBUG if args.verbose else getattr(logging, settings.log_level))
+    if args.workers is not None and args.workers < 1:
+        raise SupportbotError(f"--workers {args.workers}: give 1 or more")
+    workers = args.workers or settings.workers
+    if workers > 1:
+        return _serve_workers(args, settings, workers)
 
     use_offline_hub_for_local_models(settings)
     runtime = Runtime.start(settings)
@@ -62,6 +67,40 @@ def cmd_serve(args) -> int:
     # json: uvicorn's own lines (access log too) go through the root handler, as JSON
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                 **({"log_config": None} if settings.log_format == "json" else {}))
+    return 0
+
+
+def _serve_workers(args, settings: Settings, workers: int) -> int:
+    """N uvicorn worker processes, each building bot.api.asgi:app from the environment:
+    the flags given here are passed on as SUPPORTBOT_* variables. The schema is upgraded
+    (under the migration lock) and the bind checked once here, before they start."""
+    import os
+
+    import uvicorn
+
+    from bot.runtime import Runtime
+
+    flags = {"home": args.home, "database_url": args.database_url, "host": args.host, "port": args.port,
+             "sentiment_model": args.sentiment_model, "sentiment_model_zh": args.sentiment_model_zh,
+             "threads": args.threads, "chat_model": args.chat_model}
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[f"SUPPORTBOT_{name.upper()}"] = str(value)
+    if settings.threads is None and args.threads is None:  # the cores shared out, not N x all of them
+        os.environ["SUPPORTBOT_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    if settings.ui and not args.no_ui:
+        print("supportbot: the UI keeps its sessions in one process: with --workers the API alone is served; "
+              "serve the UI from a one-worker `supportbot serve` on another port", file=sys.stderr)
+    os.environ["SUPPORTBOT_UI"] = "false"
+    runtime = Runtime.start(settings)
+    try:
+        _refuse_open_public_bind(settings, runtime)
+    finally:
+        runtime.close()
+    print(f"supportbot serving on http://{settings.host}:{settings.port} with {workers} workers (API under /v1)",
+          file=sys.stderr)
+    uvicorn.run("bot.api.asgi:app", host=settings.host, port=settings.port, workers=workers,
+                log_level=settings.log_level.lower(), **({"log_config": None} if settings.log_format == "json" else {}))
     return 0
 
 
@@ -481,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="bind address (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default 7860)")
     s.add_argument("--no-ui", action="store_true", help="API only")
+    s.add_argument("--workers", type=int, help="worker processes (SUPPORTBOT_WORKERS, default 1); more than one "
+                                               "serves the API only (bot.api.asgi:app in each)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("chat", help="chat with the bot in the terminal (one line per turn)")

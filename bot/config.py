@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     # (time, level, logger, message, request_id) for a log pipeline.
     log_format: Literal["plain", "json"] = Field("plain", description="plain (default) or json log lines")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="least severe level logged")
+    workers: int = Field(1, ge=1, le=64, description="serve: worker processes (bot.api.asgi); >1 serves the API only")
 
     @field_validator("sentiment_model_zh", "intent_model", mode="before")
     @classmethod

@@ -12,6 +12,11 @@ synchronous=NORMAL), a busy timeout (writers wait for each other instead of fail
 once) and enforced foreign keys (so ON DELETE CASCADE works). PostgreSQL connections are
 pinged before use and give up connecting after a few seconds.
 
+Schema upgrades hold a lock, so any number of workers (and hosts) can start at once: a
+PostgreSQL advisory lock (pg_advisory_lock, released with its connection, so also when a
+process dies), a file lock next to a SQLite file (filelock). The first takes the schema
+to head; the others wait, then find it there.
+
 A SQLite database file holds customer conversations: it is created readable by its owner
 only (0600, before SQLite creates it with the umask's mode; SQLite gives its -wal and
 -shm files the database file's mode), an existing one loses its group and other bits,
@@ -39,6 +44,9 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 PG_CONNECT_TIMEOUT_S = 5
+# pg_advisory_lock key of schema upgrades: a fixed 64-bit number ("supportbot migrate").
+MIGRATION_LOCK_KEY = 0x5375_7070_6D69_6772
+MIGRATION_LOCK_TIMEOUT_S = 600  # a SQLite waiter gives up after this long (PostgreSQL: its statement timeout)
 
 
 def _sqlite_file(url: sa.URL) -> Path | None:
@@ -184,14 +192,50 @@ def upgrade(url: str | sa.URL, revision: str = "head") -> None:
         return
     from alembic import command
 
-    command.upgrade(alembic_config(url), revision)
+    with migration_lock(url):
+        if revision == "head" and current_revision(url) == head_revision():
+            return  # another process did it while this one waited
+        command.upgrade(alembic_config(url), revision)
+
+
+@contextmanager
+def migration_lock(url: str | sa.URL) -> Iterator[None]:
+    """One schema change at a time per database, across processes and hosts: PostgreSQL's
+    session advisory lock on a connection of its own, a file lock beside a SQLite file
+    (`<db>.migrate.lock`); nothing for in-memory SQLite or other backends."""
+    url = make_url(url)
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        engine = make_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+                try:
+                    yield
+                finally:
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                    connection.commit()
+        finally:
+            engine.dispose()
+        return
+    path = _sqlite_file(url) if backend == "sqlite" else None
+    if path is None:
+        yield
+        return
+    from filelock import FileLock
+
+    _private_sqlite_file(path)  # its directory 0700, as make_engine would
+    with FileLock(str(path) + ".migrate.lock", timeout=MIGRATION_LOCK_TIMEOUT_S, mode=0o600):
+        yield
 
 
 def downgrade(url: str | sa.URL, revision: str) -> None:
     """Take the schema at `url` down to `revision` ("base": no tables)."""
     from alembic import command
 
-    command.downgrade(alembic_config(url), revision)
+    with migration_lock(url):
+        command.downgrade(alembic_config(url), revision)
 
 
 def head_revision() -> str | None:

@@ -195,3 +195,53 @@ def test_an_existing_data_directory_keeps_its_mode(tmp_path, umask_022):
     engine.dispose()
     assert _mode(home) == 0o755
     assert _mode(home / "supportbot.db") == 0o600
+
+
+# ---- several workers starting at once (issue 19) --------------------------------------------
+
+_UPGRADE = """
+import sys, time
+from storage import db
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))  # all processes begin at the same moment
+db.upgrade(sys.argv[1])
+print(db.current_revision(sys.argv[1]))
+"""
+
+
+def _upgraders(url: str, n: int, start: float):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    return [subprocess.Popen([sys.executable, "-c", _UPGRADE, url, str(start)], cwd=repo, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(n)]
+
+
+def test_three_processes_upgrading_one_fresh_database_at_once_all_succeed(database_url):
+    procs = _upgraders(database_url, 3, time.time() + 4)  # time to import alembic and sqlalchemy first
+    results = [(p.wait(timeout=180), *p.communicate()) for p in procs]
+    head = db.head_revision()
+    for code, out, err in results:
+        assert code == 0, err[-2000:]
+        assert out.strip().splitlines()[-1] == head
+    assert db.current_revision(database_url) == head
+    engine = db.make_engine(database_url)
+    try:
+        tables = set(sa.inspect(engine).get_table_names())
+        assert {"conversations", "messages", "alembic_version"} <= tables
+        with engine.connect() as connection:  # one version row, not one per process
+            assert connection.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_an_upgrade_waits_for_the_migration_lock(database_url):
+    with db.migration_lock(database_url):
+        (proc,) = _upgraders(database_url, 1, time.time())
+        time.sleep(3)
+        assert proc.poll() is None, "the upgrade ran while another process held the lock"
+        assert db.current_revision(database_url) is None
+    assert proc.wait(timeout=180) == 0, proc.communicate()[1][-2000:]
+    assert db.current_revision(database_url) == db.head_revision()

@@ -1,0 +1,69 @@
+"""supportbot as an ASGI application, for process managers that run several workers:
+
+    uvicorn bot.api.asgi:app --workers 4 --host 127.0.0.1 --port 7860
+    gunicorn -k uvicorn.workers.UvicornWorker -w 4 -b 127.0.0.1:7860 bot.api.asgi:app
+    supportbot serve --workers 4        # the same, through uvicorn
+
+Settings come from the environment (`SUPPORTBOT_*`, `.env`), as for `serve`. Each worker
+process builds its own runtime when the server starts it (ASGI lifespan, or its first
+request): schema upgrade under the migration lock (storage.db, so all workers can start
+at once), the models loaded, then the app. Importing this module loads nothing.
+
+The bind address is the process manager's: supportbot cannot see it, so it refuses to
+start without an API key only when SUPPORTBOT_HOST is not a loopback address: create a
+key (`supportbot keys create NAME`) before binding another address. The staff UI keeps its
+sessions in one process, so it is served only with a single worker
+(`SUPPORTBOT_UI=false` for the others; `serve --workers N` does that itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings=None):
+    """The whole app (API, and the UI unless settings.ui is off) on a started runtime."""
+    from bot import logs
+    from bot.api.app import create_app
+    from bot.cli import _refuse_open_public_bind
+    from bot.config import Settings
+    from bot.runtime import Runtime, use_offline_hub_for_local_models
+
+    settings = settings or Settings()
+    if not logging.getLogger().handlers or settings.log_format == "json":
+        logs.configure(settings.log_format, getattr(logging, settings.log_level))
+    use_offline_hub_for_local_models(settings)
+    runtime = Runtime.start(settings)
+    _refuse_open_public_bind(settings, runtime)
+    runtime.load_models()
+    return create_app(runtime, ui=settings.ui)
+
+
+class LazyApp:
+    """An ASGI app that builds the real one (in a thread: loading models takes a while)
+    when the server first calls it, then hands every call to it."""
+
+    def __init__(self, build=build_app):
+        self._build = build
+        self._app = None
+        self._lock = threading.Lock()
+
+    def _get(self):
+        with self._lock:
+            if self._app is None:
+                self._app = self._build()
+            return self._app
+
+    async def __call__(self, scope, receive, send):
+        app = self._app
+        if app is None:
+            from starlette.concurrency import run_in_threadpool
+
+            app = await run_in_threadpool(self._get)
+        await app(scope, receive, send)
+
+
+app = LazyApp()
