@@ -116,10 +116,11 @@ def test_configure_json_sends_uvicorns_lines_through_the_root_handler():
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     access = logging.getLogger("uvicorn.access")
-    saved_access = (list(access.handlers), access.propagate)
+    saved_access = (list(access.handlers), access.propagate, access.level)
     stream = io.StringIO()
     try:
         logs.configure("json", logging.INFO, stream)
+        access.setLevel(logging.INFO)  # uvicorn sets it from its log_level (an earlier test's server: warning)
         access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/healthz", "1.1", 200)
         line = json.loads(stream.getvalue().splitlines()[-1])
         assert line["logger"] == "uvicorn.access" and line["message"] == '127.0.0.1:5 - "GET /healthz HTTP/1.1" 200'
@@ -131,6 +132,7 @@ def test_configure_json_sends_uvicorns_lines_through_the_root_handler():
         root.setLevel(saved[1])
         access.handlers[:] = saved_access[0]
         access.propagate = saved_access[1]
+        access.setLevel(saved_access[2])
 
 
 # ---- metrics --------------------------------------------------------------------------------
