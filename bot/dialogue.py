@@ -26,7 +26,7 @@ from bot.intent import IntentService
 from bot.redaction import Redactor
 from bot.sealing import Sealer
 from bot import grounding
-from bot.retrieval import EMBEDDING_WEIGHT, Hit, KnowledgeIndex
+from bot.retrieval import EMBEDDING_WEIGHT, Hit, KnowledgeIndex, reads
 from bot.sentiment import SentimentService
 from storage.models import Conversation, Message
 from storage.repositories import conversations as repo
@@ -281,8 +281,9 @@ class DialogueEngine:
                 streak = 0
                 top = hits[0]
                 # the sentences that answer this question (a second article when it covers more)
-                embedder = getattr(index, "embedder", None) if EMBEDDING_WEIGHT.get(language, 0.0) > 0 else None
-                selected = grounding.select(text, hits, embed=embedder.embed if embedder is not None else None)
+                embedder = getattr(index, "embedder", None)
+                embed = embedder.embed if reads(embedder, language) and EMBEDDING_WEIGHT.get(language) else None
+                selected = grounding.select(text, hits, embed=embed)
                 used = list({id(x.hit): x.hit for x in selected}.values()) or [top]
                 sources = [h.public() for h in used]
                 pieces: list[str] = []

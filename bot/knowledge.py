@@ -145,7 +145,8 @@ def import_articles(session: Session, articles: list[Article], embedder: Embedde
 
     vectors = embedder.embed([a.text for a in articles]) if embedder is not None and articles else None
     for i, a in enumerate(articles):
-        kwargs = {"embedding": vectors[i].astype(np.float32).tobytes()} if vectors is not None else {}
+        kwargs = ({"embedding": vectors[i].astype(np.float32).tobytes(), "embedding_model": embedder.name}
+                  if vectors is not None else {})
         upsert_kb_article(session, article_id=a.id, title=a.title, body=a.body, language=a.language,
                           tags=a.tags, **kwargs)
     return len(articles)

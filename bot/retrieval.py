@@ -7,9 +7,11 @@ Scores are in 0..1 so one threshold decides "found an answer" across queries:
 
 `coverage` is the idf-weighted share of the query's terms that occur in the article
 (absolute: a query about the weather covers nothing), `bm25 / max_bm25` ranks among the
-candidates (Okapi BM25, k1=1.2, b=0.75). The embedding weight `w` is per language: the
-packaged MiniLM encoder is English-only, so Chinese queries rank by the lexical part
-alone, over character unigrams and bigrams (no word segmenter needed).
+candidates (Okapi BM25, k1=1.2, b=0.75). The embedding weight `w` is per language and
+applies only to languages the encoder reads (`Embedder.languages`): MiniLM is
+English-only, so with it Chinese queries rank by the lexical part alone, over character
+unigrams and bigrams; multilingual-e5-small (`me5-small`) reads both, with its
+"query: " / "passage: " prefixes.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ STOPWORDS_EN = frozenset(
     "just please hi hello hey thanks thank any some get got im i'm it's dont don't".split()
 )
 STOPCHARS_ZH = frozenset("的了吗呢吧啊呀是我你他她它们在有和就都也还要请问这那个么什怎")
-EMBEDDING_WEIGHT = {"en": 0.9}  # other languages: 0.0 (the packaged encoder is English-only)
+EMBEDDING_WEIGHT = {"en": 0.9, "zh": 0.6}  # where the encoder reads the language; others: lexical only
 INTENT_BOOST = 0.15  # added (times the intent's confidence) to articles tagged with the turn's intent
 
 # Customers and articles name the same things differently: stems mapped to one term.
@@ -102,11 +104,21 @@ class Hit:
         return {"id": self.id, "title": self.title, "score": round(self.score, 4)}
 
 
-class MiniLMEmbedder:
-    """Sentence embeddings: mean-pooled, L2-normalised hidden states of an encoder."""
+def reads(embedder, language: str) -> bool:
+    """Whether `embedder` was trained on `language` (None: every language)."""
+    languages = getattr(embedder, "languages", ("en",))
+    return embedder is not None and (languages is None or language in languages)
 
-    def __init__(self, name: str, tokenizer, model, max_length: int = 256):
+
+class MiniLMEmbedder:
+    """Sentence embeddings: mean-pooled, L2-normalised hidden states of an encoder.
+    e5 models (multilingual-e5-small) get their "query: " / "passage: " prefixes and read
+    every language; others are taken as English-only sentence-transformers."""
+
+    def __init__(self, name: str, tokenizer, model, max_length: int = 256, *, e5: bool = False):
         self.name, self.tokenizer, self.model, self.max_length = name, tokenizer, model, max_length
+        self.passage_prefix, self.query_prefix = ("passage: ", "query: ") if e5 else ("", "")
+        self.languages = None if e5 else ("en",)
         self._lock = threading.Lock()
 
     @classmethod
@@ -124,9 +136,17 @@ class MiniLMEmbedder:
                 model = AutoModel.from_pretrained(resolved.path, local_files_only=resolved.local)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load embedding model {ref!r}: {exc}") from exc
-        return cls(ref, tokenizer, model.eval())
+        e5 = "e5" in ref.lower().replace("-", "").replace("_", "") or getattr(model.config, "model_type", "") == "xlm-roberta"
+        return cls(ref, tokenizer, model.eval(), e5=e5)
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Passages (articles, sentences)."""
+        return self._encode([self.passage_prefix + t for t in texts], batch_size)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._encode([self.query_prefix + text], 1)[0]
+
+    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         import torch
 
         out = []
@@ -213,10 +233,10 @@ class KnowledgeIndex:
         bm25, coverage = self._lexical(terms(query))
         top = float(bm25[mask].max()) if mask.any() else 0.0
         lexical = 0.5 * coverage + 0.5 * (bm25 / top if top > 0 else 0.0)
-        w = EMBEDDING_WEIGHT.get(language, 0.0) if self.vectors is not None and self.embedder is not None else 0.0
+        w = EMBEDDING_WEIGHT.get(language, 0.0) if self.vectors is not None and reads(self.embedder, language) else 0.0
         score = lexical * (1 - w)
         if w > 0:
-            q = self.embedder.embed([query])[0]
+            q = embed_query(self.embedder, query)
             score = score + w * np.clip(self.vectors @ q, 0.0, 1.0)
         if intent is not None and intent.label in self._tagged:
             score = score + INTENT_BOOST * float(intent.score) * self._tagged[intent.label]
@@ -224,6 +244,13 @@ class KnowledgeIndex:
         order = top_k(score, k)
         return [Hit(a.id, a.title, a.body, a.language, float(score[i]))
                 for i in order if score[i] >= 0 for a in [self.articles[i]]]
+
+
+def embed_query(embedder, text: str) -> np.ndarray:
+    """A query's vector (with the encoder's query prefix where it has one)."""
+    if hasattr(embedder, "embed_query"):
+        return embedder.embed_query(text)
+    return embedder.embed([text])[0]
 
 
 def top_k(score: np.ndarray, k: int) -> np.ndarray:
@@ -247,10 +274,22 @@ def build_index(session, embedder: Embedder | None) -> KnowledgeIndex:
     articles = [Article(r.id, r.title, r.body, r.language, list(r.tags or [])) for r in rows]
     vectors = None
     if embedder is not None and rows:
-        missing = [i for i, r in enumerate(rows) if not r.embedding]
+        name = getattr(embedder, "name", None)
+        # missing, or made by another encoder (rows older than the column have none recorded)
+        missing = [i for i, r in enumerate(rows)
+                   if not r.embedding or (r.embedding_model is not None and r.embedding_model != name)
+                   or (r.embedding_model is None and name is not None and _foreign(name))]
         fresh = dict(zip(missing, embedder.embed([articles[i].text for i in missing]))) if missing else {}
+        for i, vector in fresh.items():  # stored, so the next start does not embed them again
+            rows[i].embedding, rows[i].embedding_model = vector.astype(np.float32).tobytes(), name
         vecs = [np.frombuffer(r.embedding, dtype=np.float32) if r.embedding else fresh[i]
                 for i, r in enumerate(rows)]
         dims = {v.shape[0] for v in vecs}
         vectors = np.stack(vecs) if len(dims) == 1 else None  # mixed encoders: re-import to fix
     return KnowledgeIndex(articles, vectors, embedder)
+
+
+def _foreign(name: str) -> bool:
+    """Rows stored before encoders were recorded were made by the default encoder,
+    MiniLM: any other encoder embeds them again."""
+    return name != "minilm-l6"

@@ -272,6 +272,10 @@ class Runtime:
                 key = tuple(key)
                 if self._index is None or key != self._index_key:
                     self._index = build_index(session, self.embedder)
+                    if session.dirty:  # vectors made again by this encoder: stored for the next start
+                        session.commit()
+                        key = tuple(session.execute(sa.select(sa.func.count(KbArticle.id),
+                                                              sa.func.max(KbArticle.updated_at))).one())
                     self._index_key = key
                     log.info("knowledge base: %d articles indexed", len(self._index))
             self._index_checked = now

@@ -311,6 +311,8 @@ class KbArticle(Base):
     body: Mapped[str] = mapped_column(sa.Text)
     tags: Mapped[list[Any]] = mapped_column(default=list)  # intent labels
     embedding: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # float32 vector bytes
+    # The encoder that made `embedding`: an index built with another one embeds again.
+    embedding_model: Mapped[str | None] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

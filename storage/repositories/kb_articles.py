@@ -26,9 +26,11 @@ def upsert_kb_article(
     language: str = "en",
     tags: Sequence[str] | None = None,
     embedding: bytes | None | object = _UNSET,
+    embedding_model: str | None = None,
 ) -> KbArticle:
     """Insert the article or update the one with this id. Leaving `embedding` out keeps
-    the stored one if title and body are unchanged, and clears it otherwise."""
+    the stored one if title and body are unchanged, and clears it otherwise.
+    `embedding_model`: the encoder that made `embedding`."""
     article = session.get(KbArticle, article_id)
     if article is None:
         article = KbArticle(
@@ -38,6 +40,7 @@ def upsert_kb_article(
             language=language,
             tags=list(tags or []),
             embedding=None if embedding is _UNSET else embedding,
+            embedding_model=None if embedding is _UNSET else embedding_model,
         )
         session.add(article)
     else:
@@ -48,8 +51,10 @@ def upsert_kb_article(
         article.tags = list(tags or [])
         if embedding is not _UNSET:
             article.embedding = embedding
+            article.embedding_model = embedding_model
         elif text_changed:
             article.embedding = None
+            article.embedding_model = None
     session.flush()
     return article
 
