@@ -52,7 +52,7 @@ def test_tilde_is_expanded(tmp_path, monkeypatch):
     assert resolve("~/m", tmp_path / "cache").path == str((tmp_path / "m").resolve())
 
 
-@pytest.mark.parametrize("ref", ["org/name", "sentence-transformers/all-MiniLM-L6-v2", "Qwen/Qwen2.5-0.5B-Instruct"])
+@pytest.mark.parametrize("ref", ["org/name", "sentence-transformers/paraphrase-MiniLM-L3-v2", "Qwen/Qwen2.5-0.5B-Instruct"])
 def test_hub_id_passes_through(tmp_path, ref):
     r = resolve(ref, tmp_path / "cache")
     assert (r.ref, r.path, r.local, r.adapter) == (ref, ref, False, False)
