@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import injection, prompting
+from bot import faithfulness, grounding, injection, policy, prompting
 from bot.errors import InputError, NotFoundError
 from bot.escalation import EscalationPolicy, TurnSignals
 from bot.generation import GenerationError, GenerationParams, Generator
@@ -25,7 +25,6 @@ from bot.guard import check_message, check_metadata, check_name
 from bot.intent import IntentService
 from bot.redaction import Redactor
 from bot.sealing import Sealer
-from bot import grounding
 from bot.retrieval import EMBEDDING_WEIGHT, Hit, KnowledgeIndex, reads
 from bot.sentiment import SentimentService
 from storage.models import Conversation, Message
@@ -247,8 +246,6 @@ class DialogueEngine:
             return
 
         # 2. answer: a refusal, small talk, an article, or an honest "can't help"
-        from bot import faithfulness, policy
-
         upset = s.label == "negative"
         hits: list[Hit] = []
         refused = policy.refusal(text)  # harmful requests: refused without retrieval or the model

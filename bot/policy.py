@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from bot.guard import normalise_text
+
 CATEGORIES = ("weapons", "drugs", "fraud", "hacking", "violence", "self_harm", "sexual_minors")
 
 # -- shop words and defensive questions that contain a risky word: blanked before matching ----
@@ -251,11 +253,10 @@ _ZH = {
 }
 
 _RULES = {c: re.compile("|".join(f"(?:{p})" for p in _EN[c] + _ZH[c]), re.I) for c in CATEGORIES}
-_ZERO_WIDTH = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\u00ad]")
 
 
 def _normalise(text: str) -> str:
-    text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text))
+    text = unicodedata.normalize("NFKC", normalise_text(text))  # the guard's rules, Chinese punctuation folded too
     text = text.replace("’", "'").replace("‘", "'").lower()
     text = re.sub(r"\s+", " ", text)
     return _BENIGN.sub(" ~ ", text)

@@ -38,7 +38,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchlib import cpu_name, free_port, wait_healthy  # noqa: E402
+from benchlib import ServeProcess, cpu_name  # noqa: E402
 
 QUESTION = "How many days do I have to send something back?"
 CONCURRENT_QUESTIONS = [
@@ -65,37 +64,9 @@ CONCURRENT_QUESTIONS = [
 ]
 
 
-class Server:
+def Server(*, batch_requests: int, log_path: Path) -> ServeProcess:
     """`supportbot serve` in a subprocess on a free loopback port, with a fresh home."""
-
-    def __init__(self, *, batch_requests: int, log_path: Path):
-        self.port = free_port()
-        self.home = tempfile.mkdtemp(prefix="bench-chat-")
-        env = {**os.environ, "SUPPORTBOT_HOME": self.home, "SUPPORTBOT_HOST": "127.0.0.1",
-               "SUPPORTBOT_PORT": str(self.port), "SUPPORTBOT_RATE_LIMIT_PER_MINUTE": "0",
-               "SUPPORTBOT_CHAT_BATCH_REQUESTS": str(batch_requests), "GRADIO_ANALYTICS_ENABLED": "False"}
-        if "SUPPORTBOT_MODEL_CACHE" not in env:
-            env["SUPPORTBOT_MODEL_CACHE"] = str(ROOT / "var" / "models")  # the converted GGUFs, shared
-        self.log = log_path.open("w")
-        self.proc = subprocess.Popen([str(Path(sys.executable).with_name("supportbot")), "serve", "--no-ui"], cwd=ROOT, env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._wait_ready(log_path)
-
-    def _wait_ready(self, log_path: Path, timeout_s: float = 900) -> None:
-        failure = wait_healthy(self.proc, self.url + "/healthz", timeout_s)
-        if failure:
-            self.close()
-            raise SystemExit(f"the server {failure}; its log: {log_path}")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-        shutil.rmtree(self.home, ignore_errors=True)
+    return ServeProcess(log_path, prefix="bench-chat-", env={"SUPPORTBOT_CHAT_BATCH_REQUESTS": str(batch_requests)})
 
 
 def turn(url: str, question: str, max_tokens: int) -> dict:

@@ -40,11 +40,8 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import unicodedata
 from collections import defaultdict
@@ -55,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchlib import cpu_name, free_port, percentile, wait_healthy  # noqa: E402
+from benchlib import ServeProcess, cpu_name, percentile  # noqa: E402
 
 DATA = ROOT / "scripts" / "data" / "answers"
 SPLITS = {"tune": [DATA / "tune.jsonl"], "heldout": [DATA / "heldout.jsonl"],
@@ -401,37 +398,9 @@ def ask(client, question: str, *, stream: bool, max_tokens: int | None = None) -
     return out
 
 
-class Server:
+def Server(log_path: Path, timeout_s: float = 900) -> ServeProcess:
     """`supportbot serve --no-ui` on a free loopback port with a throwaway home."""
-
-    def __init__(self, log_path: Path, timeout_s: float = 900):
-        self.port = free_port()
-        self.home = tempfile.mkdtemp(prefix="eval-answers-")
-        env = {**os.environ, "SUPPORTBOT_HOME": self.home, "SUPPORTBOT_HOST": "127.0.0.1",
-               "SUPPORTBOT_PORT": str(self.port), "SUPPORTBOT_RATE_LIMIT_PER_MINUTE": "0",
-               "GRADIO_ANALYTICS_ENABLED": "False"}
-        if "SUPPORTBOT_MODEL_CACHE" not in env:
-            env["SUPPORTBOT_MODEL_CACHE"] = str(ROOT / "var" / "models")  # converted once, shared
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = log_path.open("w")
-        exe = Path(sys.executable).with_name("supportbot")
-        command = [str(exe), "serve", "--no-ui"] if exe.exists() else [sys.executable, "-m", "bot.cli", "serve", "--no-ui"]
-        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = f"http://127.0.0.1:{self.port}"
-        failure = wait_healthy(self.proc, self.url + "/healthz", timeout_s)
-        if failure:
-            self.close()
-            raise SystemExit(f"the server {failure}; its log: {log_path}")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-        shutil.rmtree(self.home, ignore_errors=True)
+    return ServeProcess(log_path, prefix="eval-answers-", timeout_s=timeout_s)
 
 
 # ---------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -31,6 +30,7 @@ from ui.admin import build_admin_tab  # noqa: E402
 from ui.auth import Access  # noqa: E402
 from ui.chat import build_chat_tab  # noqa: E402
 from ui.dashboard import build_dashboard_tab  # noqa: E402
+from ui.common import upload_path  # noqa: E402
 from ui.inbox import build_inbox_tab  # noqa: E402
 from ui.sentiment import build_sentiment_tab  # noqa: E402
 
@@ -94,24 +94,18 @@ _CHAT_CALL = re.compile(r"^/chat/(?:gradio_api/)?(?:call|run|api)/([^/]+)")
 _EVENT_CALL = re.compile(r"/gradio_api/(?:queue/join|call/|run/|api/)")
 
 
-def _foreign_files(value, root: Path) -> list[str]:
+def _foreign_files(value) -> list[str]:
     """Paths (or URLs) of FileData values in an event's data that are not Gradio uploads."""
     found = []
     if isinstance(value, dict):
         if isinstance(value.get("path"), str) and ("meta" in value or "orig_name" in value or "url" in value):
-            raw = value["path"]
-            try:
-                ok = (not re.match(r"^[a-z][a-z0-9+.-]*:", raw, re.I)
-                      and Path(raw).resolve().is_relative_to(root) and Path(raw).resolve() != root)
-            except (OSError, RuntimeError, ValueError):
-                ok = False
-            if not ok:
-                found.append(raw)
+            if upload_path(value["path"]) is None:
+                found.append(value["path"])
         for item in value.values():
-            found += _foreign_files(item, root)
+            found += _foreign_files(item)
     elif isinstance(value, list):
         for item in value:
-            found += _foreign_files(item, root)
+            found += _foreign_files(item)
     return found
 
 
@@ -137,7 +131,7 @@ class UploadsOnly:
             data = json.loads(body or b"null")
         except ValueError:
             data = None
-        foreign = _foreign_files(data, Path(gr.utils.get_upload_folder()).resolve())
+        foreign = _foreign_files(data)
         if foreign:
             response = JSONResponse({"error": {"type": "forbidden", "message": "only files uploaded to this page "
                                                "can be used: upload the file again"}}, status_code=403)

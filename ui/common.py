@@ -4,6 +4,7 @@ errors, escaping."""
 from __future__ import annotations
 
 import html
+import re
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -49,20 +50,29 @@ def limit(limiter, key: str) -> None:
         raise gr.Error(f"Too many requests: please wait {exc.retry_after} s and try again.") from exc
 
 
+def upload_path(raw) -> Path | None:
+    """The resolved path if `raw` names a regular file inside Gradio's upload folder (after
+    following links), else None: any other path, `../` tricks, a URL."""
+    if not raw or not isinstance(raw, (str, Path)) or re.match(r"^[a-z][a-z0-9+.-]*:", str(raw), re.I):
+        return None
+    root = Path(gr.utils.get_upload_folder()).resolve()
+    try:
+        path = Path(raw).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return path if path.is_relative_to(root) and path != root and path.is_file() else None
+
+
 def uploaded_file(value, suffixes: tuple[str, ...]) -> Path:
     """The path of a file Gradio itself received as an upload, or gr.Error.
 
     A client can send any path in a FileData (`/etc/passwd`, `../../x.csv`, a link): only a
     regular file inside Gradio's upload folder, after resolving links, is accepted."""
     raw = getattr(value, "path", None) or (value.get("path") if isinstance(value, dict) else value)
-    if not raw or not isinstance(raw, (str, Path)):
+    if not raw:
         raise gr.Error("Upload a file first.")
-    root = Path(gr.utils.get_upload_folder()).resolve()
-    try:
-        path = Path(raw).resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise gr.Error("That file is not an upload: upload it again.") from None
-    if not path.is_relative_to(root) or path == root or not path.is_file():
+    path = upload_path(raw)
+    if path is None:
         raise gr.Error("That file is not an upload: upload it again.")
     if path.suffix.lower() not in suffixes:
         raise gr.Error(f"Upload a {' or '.join(suffixes)} file.")

@@ -246,10 +246,7 @@ def _pipeline(body: ChatCompletionCreate, runtime, params: GenerationParams, cid
             if isinstance(event, TurnResult):
                 result = event
         text = result.reply.text if result.reply else held_text(result)
-        return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": PIPELINE,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": finish(result)}],
-                "usage": usage(result, text), **extras(result)}
+        return _completion(cid, PIPELINE, text, finish(result), usage(result, text), **extras(result))
 
     with_usage = body.include_usage()
 
@@ -271,26 +268,45 @@ def _pipeline(body: ChatCompletionCreate, runtime, params: GenerationParams, cid
             yield _error_event(exc)
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return _event_stream(sse())
+
+
+def _completion(cid: str, model: str, text: str, finish: str, usage: dict, **extras) -> dict:
+    """A whole (non-streamed) chat.completion object."""
+    return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+            "usage": usage, **extras}
+
+
+def _event_stream(events: Iterator[str]) -> StreamingResponse:
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _stream_pieces(body: ChatCompletionCreate, cid: str, model: str, pieces, finish, usage) -> StreamingResponse:
+    """SSE chunks of `pieces`, then the finish reason and (if asked) the usage: `finish` and
+    `usage` are called once the pieces are done."""
+    with_usage = body.include_usage()
+
+    def sse() -> Iterator[str]:
+        yield _chunk(cid, model, {"role": "assistant", "content": ""}, usage=with_usage)
+        try:
+            for piece in pieces:
+                yield _chunk(cid, model, {"content": piece}, usage=with_usage)
+            yield _chunk(cid, model, {}, finish(), usage=with_usage)
+            if with_usage:
+                yield _usage_chunk(cid, model, usage())
+        except Exception as exc:  # noqa: BLE001 - the status line is sent: report in the stream
+            yield _error_event(exc)
+        yield "data: [DONE]\n\n"
+
+    return _event_stream(sse())
 
 
 def _canned(body: ChatCompletionCreate, model: str, cid: str, text: str):
     """A fixed reply in the endpoint's own shapes (JSON or SSE); no model saw anything."""
     if not body.stream:
-        return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": _usage(0, 0)}
-    with_usage = body.include_usage()
-
-    def sse() -> Iterator[str]:
-        yield _chunk(cid, model, {"role": "assistant", "content": ""}, usage=with_usage)
-        yield _chunk(cid, model, {"content": text}, usage=with_usage)
-        yield _chunk(cid, model, {}, "stop", usage=with_usage)
-        if with_usage:
-            yield _usage_chunk(cid, model, _usage(0, 0))
-        yield "data: [DONE]\n\n"
-
-    return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return _completion(cid, model, text, "stop", _usage(0, 0))
+    return _stream_pieces(body, cid, model, [text], lambda: "stop", lambda: _usage(0, 0))
 
 
 def _chain(first, rest):
@@ -310,24 +326,13 @@ def _plain(body: ChatCompletionCreate, generator, params: GenerationParams, cid:
     messages = prompting.fit_context(messages, generator.count_tokens, generator.context_tokens - params.max_tokens)
     watched = _Watched(generator, endpoint="plain", started=started)
     pieces = watched.stream(messages, params)
+    def finish() -> str:
+        return "length" if watched.cut else "stop"
+
+    def usage() -> dict:
+        return _usage(watched.prompt_tokens, watched.completion_tokens)
+
     if not body.stream:
         text = "".join(pieces)  # a GenerationError becomes a 503
-        return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": generator.name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "length" if watched.cut else "stop"}],
-                "usage": _usage(watched.prompt_tokens, watched.completion_tokens)}
-    with_usage = body.include_usage()
-
-    def sse() -> Iterator[str]:
-        yield _chunk(cid, generator.name, {"role": "assistant", "content": ""}, usage=with_usage)
-        try:
-            for piece in pieces:
-                yield _chunk(cid, generator.name, {"content": piece}, usage=with_usage)
-            yield _chunk(cid, generator.name, {}, "length" if watched.cut else "stop", usage=with_usage)
-            if with_usage:
-                yield _usage_chunk(cid, generator.name, _usage(watched.prompt_tokens, watched.completion_tokens))
-        except Exception as exc:  # noqa: BLE001
-            yield _error_event(exc)
-        yield "data: [DONE]\n\n"
-
-    return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return _completion(cid, generator.name, text, finish(), usage())
+    return _stream_pieces(body, cid, generator.name, pieces, finish, usage)
