@@ -262,3 +262,15 @@ def current_revision(url: str | sa.URL) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+def insert_ignoring_conflicts(dialect_name: str, table, **values: Any):
+    """`INSERT ... ON CONFLICT DO NOTHING` for SQLite and PostgreSQL. Whether the row went
+    in: add `.returning(<key column>)` and look for a row (psycopg's rowcount does not tell)."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect_name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise NotImplementedError(f"insert_ignoring_conflicts: no support for {dialect_name}")
+    return insert(table).values(**values).on_conflict_do_nothing()

@@ -382,3 +382,46 @@ class RetrainRun(Base):
     candidate_version_id: Mapped[str | None] = mapped_column(sa.String(64))
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[datetime | None]
+
+
+class RateLimitBucket(Base):
+    """One caller's token bucket, shared by every worker and host (bot.ratelimit).
+
+    `updated_at` is the database's clock in seconds since the epoch when `tokens` was last
+    computed; the bucket refills from there at the limiter's rate, up to its burst."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)  # "api:key:<sha256>", "chat:<address>", ...
+    tokens: Mapped[float] = mapped_column(sa.Float)
+    updated_at: Mapped[float] = mapped_column(sa.Float, index=True)
+
+
+class Lease(Base):
+    """A named lock across processes and hosts ("retrain"): held by one `holder` until
+    `expires_at`; the holder renews it while it works, and a lease left by a dead process
+    can be taken over once it has expired."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(255))  # host:pid:random
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+UI_ROLES = ("agent", "admin")
+
+
+class UiUser(Base):
+    """A login of the staff UI (`supportbot users add NAME --role agent|admin`); only a
+    salted PBKDF2 hash of the password is kept."""
+
+    __tablename__ = "ui_users"
+    __table_args__ = (sa.CheckConstraint(_one_of("role", UI_ROLES), name="role"),)
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -20,6 +21,9 @@ from storage.models import API_KEY_SCOPES, ApiKey, utcnow
 
 KEY_PREFIX = "sb_"
 PREFIX_CHARS = 10  # "sb_" + 7 random characters
+# The prefix of keys imported from an old api_keys_file (only their hash was known):
+# their callers keep the owner "keyfile:<name>" their conversations were stored under.
+FILE_KEY_PREFIX = "keyfile"
 # last_used_at is written at most this often per key, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -68,11 +72,12 @@ def verify_api_key(session: Session, *, key: str) -> ApiKey | None:
 
     Records `last_used_at` (at most once a minute per key); the caller commits.
     """
-    if not key.startswith(KEY_PREFIX) or len(key) <= PREFIX_CHARS:
+    if not key:
         return None
     digest = hash_key(key)
+    # By the hash (unique, indexed): keys made here and keys imported from a file alike.
     candidates = session.scalars(
-        sa.select(ApiKey).where(ApiKey.prefix == key[:PREFIX_CHARS], ApiKey.revoked_at.is_(None))
+        sa.select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
     )
     match = None
     for candidate in candidates:
@@ -101,3 +106,27 @@ def revoke_api_key(session: Session, *, name: str) -> ApiKey | None:
 def any_active_api_key(session: Session) -> bool:
     """Whether at least one unrevoked key exists (then every /v1 call needs one)."""
     return bool(session.scalar(sa.select(sa.exists().where(ApiKey.revoked_at.is_(None)))))
+
+
+def import_keys_file(session: Session, path: Path | None) -> int:
+    """Import the keys of an old `name:scope:sha256` file (settings.api_keys_file) whose
+    name is not in the table yet; returns how many. A key revoked here stays revoked (its
+    name exists). The caller commits."""
+    if path is None or not path.is_file():
+        return 0
+    n = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, scope, digest = (line.split(":", 2) + ["", ""])[:3]
+        scope = "agent" if scope == "normal" else (scope or "customer")
+        if scope not in API_KEY_SCOPES or len(digest) != 64 or not name:
+            continue  # an unknown scope grants nothing, as before
+        if get_api_key(session, name=name) is not None or session.scalar(
+                sa.select(ApiKey.id).where(ApiKey.key_hash == digest)) is not None:
+            continue
+        session.add(ApiKey(name=name, key_hash=digest.lower(), prefix=FILE_KEY_PREFIX, scope=scope))
+        n += 1
+    session.flush()
+    return n

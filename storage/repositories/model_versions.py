@@ -10,6 +10,7 @@ one.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -137,3 +138,36 @@ def rollback_model_version(session: Session, *, task: str, route: str = DEFAULT_
     if previous is None:
         return None
     return activate_model_version(session, version_id=previous.id)
+
+
+# ---- paths relative to the models directory ------------------------------------------
+# A version's directory is stored relative to the models directory (settings.models_dir),
+# so every host that mounts that directory where its own settings say resolves it. Other
+# references (packaged names, hub ids, directories outside it) are stored as given; rows
+# written with absolute paths before keep working (joining an absolute path keeps it).
+
+
+def path_to_store(path: str | None, models_dir: Path) -> str | None:
+    """`path` relative to `models_dir` when it is a directory inside it, else as given."""
+    if not path:
+        return path
+    local = Path(path).expanduser()
+    if not local.is_absolute():
+        if not local.exists():
+            return path  # a packaged name or hub id, not a directory here
+        local = local.resolve()
+    try:
+        return local.resolve().relative_to(models_dir.resolve()).as_posix() or "."
+    except ValueError:
+        return path
+
+
+def path_to_load(stored: str | None, models_dir: Path) -> str | None:
+    """The local path of a stored reference: `models_dir / stored` when that exists (and
+    always for an absolute path), else the reference itself (packaged name, hub id)."""
+    if not stored:
+        return stored
+    candidate = models_dir / stored
+    if Path(stored).is_absolute() or candidate.exists():
+        return str(candidate)
+    return stored

@@ -109,3 +109,21 @@ def test_list_api_keys(session):
     assert [k.name for k in api_keys.list_api_keys(session)] == ["b"]
     assert {k.name for k in api_keys.list_api_keys(session, include_revoked=True)} == {"a", "b"}
     assert api_keys.get_api_key(session, name="b").scope == "customer"
+
+
+def test_a_keys_file_is_imported_and_its_keys_verify(session, tmp_path):
+    """Keys of an old api_keys_file (name:scope:sha256) move into the table; their owner
+    stays keyfile:<name> (the caller is built from FILE_KEY_PREFIX)."""
+    key = "any-old-key-text"
+    path = tmp_path / "keys"
+    path.write_text(f"# keys\nops:normal:{api_keys.hash_key(key)}\nbad:root:{'0' * 64}\n"
+                    f"cust::{api_keys.hash_key('other')}\n")
+    assert api_keys.import_keys_file(session, path) == 2
+    session.commit()
+    row = api_keys.verify_api_key(session, key=key)
+    assert row is not None and row.name == "ops" and row.scope == "agent" and row.prefix == api_keys.FILE_KEY_PREFIX
+    assert api_keys.verify_api_key(session, key="other").scope == "customer"
+    api_keys.revoke_api_key(session, name="ops")
+    session.commit()
+    assert api_keys.import_keys_file(session, path) == 0  # a revoked key stays revoked
+    assert api_keys.verify_api_key(session, key=key) is None
