@@ -3,6 +3,10 @@
     supportbot finetune classifier --task sentiment --train data.csv [--eval dev.csv] \
         --base minilm-l6 --output runs/sentiment-en [--qlora | --bits 8] [--resume]
 
+    # distillation: a slow teacher labels unlabelled texts too; the student learns both
+    supportbot finetune classifier --task sentiment --train zh.csv --base me5-small \
+        --teacher sentiment-zh --unlabelled reviews.csv [--distill-alpha 0.5 --temperature 2]
+
     # several GPUs, unchanged:
     accelerate launch -m finetune.classifier --task sentiment --train data.csv ...
 
@@ -13,6 +17,7 @@ eval report with plots). A killed run continues from its last checkpoint with --
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -65,6 +70,17 @@ class ClassifierArgs:
     # quantized base, as QLoRA does (Dettmers et al. 2023) and peft's
     # prepare_model_for_kbit_training by default; off for fp32.
     gradient_checkpointing: str = field(default="auto", metadata={"help": "recompute activations in the backward pass (less memory, slower steps): on, off or auto (on with --qlora/--bits)"})
+    # Distillation (Hinton et al. 2015, "Distilling the knowledge in a neural network"): a
+    # teacher classifier's probabilities, softened by --temperature, are a second target.
+    teacher: str | None = field(default=None, metadata={"help": "distil from this classifier (model reference or adapter directory): its soft labels on --train and --unlabelled texts become targets; its labels must include ours"})
+    unlabelled: list[str] = field(default_factory=list, metadata={"help": "texts without labels for the teacher to label, FILE[@WEIGHT]; CSV/TSV/JSONL with a text column (needs --teacher)"})
+    distill_alpha: float = field(default=0.5, metadata={"help": "weight of the teacher's soft labels on labelled rows (1 - alpha on the gold label); unlabelled rows learn from the teacher alone"})
+    # T > 1 shows the student the teacher's ranking of the wrong labels; the loss is scaled by
+    # T^2 so its gradients keep their size as T changes (Hinton et al. 2015, section 2).
+    temperature: float = field(default=2.0, metadata={"help": "softmax temperature of the distillation loss"})
+    # AMX tiles run bf16 matrix products ~4x faster than fp32 on the same cores (bot.hardware);
+    # weights, optimizer state and the loss stay fp32 (autocast), so only activations round.
+    bf16: str = field(default="auto", metadata={"help": "compute forward passes in bf16 (autocast): on, off or auto (on where the CPU has AMX, off with --qlora/--bits)"})
     class_weights: bool = field(default=False, metadata={"help": "weight the loss by inverse class frequency"})
     eval_fraction: float = field(default=0.1, metadata={"help": "held-out share when no --eval file is given"})
     max_eval_samples: int = field(default=0, metadata={"help": "evaluate on at most this many examples during training (0: all)"})
@@ -82,12 +98,20 @@ class ClassifierArgs:
     def __post_init__(self):
         if isinstance(self.train, str):
             self.train = [self.train]
+        if isinstance(self.unlabelled, str):
+            self.unlabelled = [self.unlabelled]
         if self.qlora and self.bits == 0:
             self.bits = 4
         if isinstance(self.gradient_checkpointing, bool):  # YAML reads a bare on/off as a boolean
             self.gradient_checkpointing = "on" if self.gradient_checkpointing else "off"
         if self.gradient_checkpointing == "auto":  # resolved here, so the saved hyperparameters say which
             self.gradient_checkpointing = "on" if self.bits else "off"
+        if isinstance(self.bf16, bool):
+            self.bf16 = "on" if self.bf16 else "off"
+        if self.bf16 == "auto":  # resolved here too, so the saved hyperparameters say which
+            from bot.hardware import resolve_bf16
+
+            self.bf16 = "on" if resolve_bf16("auto", quantized=bool(self.bits)) else "off"
 
     def validate(self) -> None:
         """Report every problem at once, before any weights load."""
@@ -103,6 +127,19 @@ class ClassifierArgs:
                     problems.append(f"--train {src.path}: no such file")
             except InputError as exc:
                 problems.append(str(exc))
+        for spec in self.unlabelled:
+            try:
+                src = datalib.Source.parse(spec)
+                if not src.path.is_file():
+                    problems.append(f"--unlabelled {src.path}: no such file")
+            except InputError as exc:
+                problems.append(str(exc))
+        if self.unlabelled and not self.teacher:
+            problems.append("--unlabelled texts are labelled by a --teacher; give one")
+        if not 0 <= self.distill_alpha <= 1:
+            problems.append("--distill-alpha must be in [0, 1]")
+        if self.temperature <= 0:
+            problems.append("--temperature must be positive")
         if self.eval and not Path(self.eval).is_file():
             problems.append(f"--eval {self.eval}: no such file")
         if self.init_from:
@@ -122,6 +159,8 @@ class ClassifierArgs:
             problems.append("--full-finetune cannot train quantized weights; drop --qlora/--bits")
         if self.gradient_checkpointing not in ("on", "off"):
             problems.append(f"--gradient-checkpointing must be on, off or auto (got {self.gradient_checkpointing!r})")
+        if self.bf16 not in ("on", "off"):
+            problems.append(f"--bf16 must be on, off or auto (got {self.bf16!r})")
         if self.epochs <= 0 and self.max_steps <= 0:
             problems.append("--epochs or --max-steps must be positive")
         if not 0 < self.eval_fraction < 0.5:
@@ -164,6 +203,71 @@ def build_bnb_config(args: ClassifierArgs):
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                   bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=HEAD_MODULES)
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=HEAD_MODULES)
+
+
+def distillation_loss(student_logits, teacher_probs, temperature: float):
+    """Per row: T^2 * KL(teacher_T || student_T), where teacher_T = softmax(log p_teacher / T)
+    (the teacher's logits up to a constant) and student_T = softmax(logits / T)."""
+    import torch
+
+    log_t = torch.log_softmax(torch.log(teacher_probs.clamp_min(1e-8)) / temperature, dim=-1)
+    log_s = torch.log_softmax(student_logits / temperature, dim=-1)
+    return temperature**2 * (log_t.exp() * (log_t - log_s)).sum(dim=-1)
+
+
+def combined_loss(logits, targets, teacher_probs, *, alpha: float, temperature: float, weight=None):
+    """Mean over the batch of (1 - alpha) * CE(gold) + alpha * distillation on labelled rows
+    (target >= 0) and the distillation term alone on unlabelled rows (target -1)."""
+    import torch
+
+    ce = torch.nn.functional.cross_entropy(logits, targets.clamp_min(0), weight=weight, reduction="none")
+    kd = distillation_loss(logits, teacher_probs, temperature)
+    return torch.where(targets >= 0, (1 - alpha) * ce + alpha * kd, kd).mean()
+
+
+def teacher_soft_labels(args: ClassifierArgs, texts: list[str], labels: list[str], cache_dir: Path, out: Path,
+                        autocast):
+    """The teacher's probabilities over our `labels` for each text, shape (len(texts), len(labels)).
+
+    Labels are matched by name (sentiment aliases normalised); a teacher with more labels is
+    renormalised over ours. Kept in <output>/teacher_probs.npz, so --resume does not label again."""
+    import hashlib
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from bot.classifier import TextClassifier
+    from bot.sentiment import normalise_label
+
+    key = hashlib.sha256("\0".join([args.teacher, *labels, "", *texts]).encode()).hexdigest()
+    cache = out / "teacher_probs.npz"
+    if cache.is_file():
+        with np.load(cache) as saved:
+            if str(saved["key"]) == key:
+                log.info("teacher soft labels from %s", cache)
+                return saved["probs"]
+    teacher = TextClassifier.load(args.teacher, cache_dir, batch_size=args.batch_size * 2)
+    teacher_labels = [normalise_label(l) for l in teacher.labels]
+    missing = [l for l in labels if normalise_label(l) not in teacher_labels]
+    if missing:
+        raise InputError(f"--teacher {args.teacher} has labels {teacher.labels}, not {missing}: it cannot teach them")
+    columns = [teacher_labels.index(normalise_label(l)) for l in labels]
+    unique = sorted(set(texts))
+    probs = np.zeros((len(unique), len(labels)), dtype=np.float32)
+    chunk = 256
+    t0 = time.monotonic()
+    with autocast():
+        for start in tqdm(range(0, len(unique), chunk), desc=f"teacher {teacher.name}", unit="chunk", file=sys.stderr):
+            probs[start : start + chunk] = teacher.predict_proba(unique[start : start + chunk])[:, columns]
+    log.info("teacher %s labelled %d texts in %.0f s", teacher.name, len(unique), time.monotonic() - t0)
+    probs /= np.clip(probs.sum(axis=1, keepdims=True), 1e-9, None)
+    row = {t: i for i, t in enumerate(unique)}
+    result = probs[[row[t] for t in texts]]
+    del teacher
+    tmp = out / "teacher_probs.tmp.npz"
+    np.savez(tmp, key=np.array(key), probs=result)
+    tmp.replace(cache)
+    return result
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -228,11 +332,28 @@ def run(args: ClassifierArgs) -> dict:
         raise InputError(f"labels {unknown} occur in the data but not in --labels {labels}")
     if len(labels) < 2:
         raise InputError(f"need at least two labels, the data has {labels}")
+    unlabelled_sources = [datalib.Source.parse(s) for s in args.unlabelled]
+    eval_texts_all = {e.text for e in eval_rows}
+    unlabelled = [t for t in datalib.mix_texts(unlabelled_sources, args.seed) if t not in eval_texts_all]
     if args.max_eval_samples and len(eval_rows) > args.max_eval_samples:
         eval_rows = random.Random(args.seed).sample(eval_rows, args.max_eval_samples)
     label_id = {label: i for i, label in enumerate(labels)}
     counts = Counter(e.label for e in train_rows)
     log.info("train %d rows %s, eval %d rows", len(train_rows), dict(counts), len(eval_rows))
+
+    def autocast():
+        return torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=args.bf16 == "on")
+
+    soft = None
+    if args.teacher:  # labelled first, so the student's memory is not taken yet
+        if accelerator.is_main_process:
+            teacher_soft_labels(args, [e.text for e in train_rows] + unlabelled, labels, settings.model_cache_dir,
+                                out, autocast)
+        accelerator.wait_for_everyone()
+        soft = teacher_soft_labels(args, [e.text for e in train_rows] + unlabelled, labels,
+                                   settings.model_cache_dir, out, autocast)  # the cache, on every process
+        log.info("distilling from %s: %d labelled + %d unlabelled texts, alpha %.2f, T %.1f", args.teacher,
+                 len(train_rows), len(unlabelled), args.distill_alpha, args.temperature)
 
     base = resolve(args.base, settings.model_cache_dir)
     if base.adapter:
@@ -263,8 +384,8 @@ def run(args: ClassifierArgs) -> dict:
     n_total = sum(p.numel() for p in model.parameters())
     log.info("trainable parameters: %d of %d (%.2f%%)", n_trainable, n_total, 100 * n_trainable / n_total)
 
-    encoded = tokenizer([e.text for e in train_rows], truncation=True, max_length=args.max_length)["input_ids"]
-    targets = [label_id[e.label] for e in train_rows]
+    encoded = tokenizer([e.text for e in train_rows] + unlabelled, truncation=True, max_length=args.max_length)["input_ids"]
+    targets = [label_id[e.label] for e in train_rows] + [-1] * len(unlabelled)  # -1: the teacher's label only
     steps_per_epoch = math.ceil(len(encoded) / (args.batch_size * args.grad_accum * accelerator.num_processes))
     total_steps = args.max_steps or math.ceil(steps_per_epoch * args.epochs)
     n_epochs = math.ceil(total_steps / steps_per_epoch)
@@ -289,13 +410,17 @@ def run(args: ClassifierArgs) -> dict:
 
     data_files = [{"path": str(s.path), "weight": s.weight, "sha256": datalib.sha256_file(s.path)}
                   for s in sources]
+    data_files += [{"path": str(s.path), "weight": s.weight, "sha256": datalib.sha256_file(s.path), "unlabelled": True}
+                   for s in unlabelled_sources]
     recorder = RunRecorder.start(settings if args.record else None, task=args.task, kind="classifier",
                                  config=asdict(args), data=data_files, output_dir=str(out), resume=args.resume)
     with recorder:  # a run that raises is recorded as failed
 
-        def evaluate() -> dict:
-            proba = predict_proba(accelerator.unwrap_model(model), tokenizer, [e.text for e in eval_rows],
-                                  batch_size=args.batch_size * 2, max_length=args.max_length)
+        def evaluate(*, fp32: bool = False) -> dict:
+            # fp32 for the saved report: the model is served in fp32
+            with autocast() if not fp32 else contextlib.nullcontext():
+                proba = predict_proba(accelerator.unwrap_model(model), tokenizer, [e.text for e in eval_rows],
+                                      batch_size=args.batch_size * 2, max_length=args.max_length)
             y_true = [e.label for e in eval_rows]
             report = classification_report(y_true, [labels[i] for i in proba.argmax(1)], labels)
             idx = np.array([label_id[y] for y in y_true])
@@ -317,8 +442,13 @@ def run(args: ClassifierArgs) -> dict:
                 batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(accelerator.device)
                 y = torch.tensor([targets[i] for i in idx], device=accelerator.device)
                 with accelerator.accumulate(model):
-                    logits = model(**batch).logits.float()
-                    loss = loss_fn(logits, y)
+                    with autocast():
+                        logits = model(**batch).logits.float()
+                    if soft is None:
+                        loss = loss_fn(logits, y)
+                    else:
+                        loss = combined_loss(logits, y, torch.from_numpy(soft[idx]).to(accelerator.device),
+                                             alpha=args.distill_alpha, temperature=args.temperature, weight=weight)
                     accelerator.backward(loss)
                     optimizer.step()
                     scheduler.step()
@@ -366,7 +496,7 @@ def run(args: ClassifierArgs) -> dict:
         unwrapped = accelerator.unwrap_model(model)
         if best_dir.is_dir():
             load_trainable(unwrapped, best_dir)
-        report = evaluate()
+        report = evaluate(fp32=True)
         report.update(best_step=state["best_step"], steps=state["step"], train_rows=len(train_rows),
                       eval_rows=len(eval_rows), train_seconds=round(state["elapsed_s"], 1))
 
@@ -378,7 +508,8 @@ def run(args: ClassifierArgs) -> dict:
             "format": 1, "kind": "classifier", "task": args.task, "version": version, "base": args.base,
             "labels": labels, "max_length": args.max_length, "lora": lora_config is not None,
             "quantization": {4: "nf4", 8: "int8"}.get(args.bits), "data": data_files,
-            "eval_file": args.eval, "init_from": args.init_from, "hyperparameters": asdict(args),
+            "eval_file": args.eval, "init_from": args.init_from, "teacher": args.teacher,
+            "hyperparameters": asdict(args),
             "metrics": {k: report[k] for k in ("accuracy", "macro_f1", "macro_recall", "eval_loss", "n")},
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -399,6 +530,7 @@ def run(args: ClassifierArgs) -> dict:
         plots.confusion_matrix(report, out / "confusion.png", f"{version}: accuracy {report['accuracy']:.3f}")
         write_model_card(out, meta, report)
         shutil.rmtree(best_dir, ignore_errors=True)
+        (out / "teacher_probs.npz").unlink(missing_ok=True)  # a cache for --resume, not part of the adapter
         recorder.finish(metrics=meta["metrics"], version=version, base=args.base, path=str(out.resolve()))
         print(f"saved {out} | accuracy {report['accuracy']:.4f} | macro-F1 {report['macro_f1']:.4f}", file=sys.stderr)
         return report

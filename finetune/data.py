@@ -61,6 +61,40 @@ def _pick(columns: list[str], wanted: tuple[str, ...], path: Path, what: str) ->
 
 def read_examples(path: str | Path) -> list[Example]:
     """Read a labelled file; every problem is reported with the file and line."""
+    rows, line_numbers, text_col = _read_rows(path)
+    label_col = _pick(list(rows[0].keys()), LABEL_COLUMNS, Path(path), "label")
+    out = []
+    for n, row in zip(line_numbers, rows):
+        text, label = row.get(text_col), row.get(label_col)
+        if text is None or label is None or not str(text).strip() or str(label).strip() == "":
+            raise InputError(f"{path}: row {n} has an empty text or label (line {n})")
+        out.append(Example(str(text).strip(), str(label).strip()))
+    return out
+
+
+def read_texts(path: str | Path) -> list[str]:
+    """Read the text column of a file (CSV, TSV or JSONL as above; any label column is
+    ignored), for texts a teacher model labels. Empty texts are skipped."""
+    rows, _, text_col = _read_rows(path)
+    return [str(row[text_col]).strip() for row in rows if row.get(text_col) is not None and str(row[text_col]).strip()]
+
+
+def mix_texts(sources: list[Source], seed: int) -> list[str]:
+    """Unlabelled texts from weighted sources, as `mix` does for labelled ones."""
+    rng = random.Random(seed)
+    mixed: list[str] = []
+    for source in sources:
+        rows = read_texts(source.path)
+        whole, frac = int(source.weight), source.weight - int(source.weight)
+        mixed.extend(rows * whole)
+        if frac:
+            mixed.extend(rng.sample(rows, round(len(rows) * frac)))
+    rng.shuffle(mixed)
+    return mixed
+
+
+def _read_rows(path: str | Path) -> tuple[list[dict], list[int], str]:
+    """The rows of a CSV/TSV/JSONL file, the file line of each, and its text column."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -94,15 +128,7 @@ def read_examples(path: str | Path) -> list[Example]:
         raise InputError(f"{path}: not UTF-8 text") from None
     if not rows:
         raise InputError(f"{path}: no rows")
-    text_col = _pick(list(rows[0].keys()), TEXT_COLUMNS, path, "text")
-    label_col = _pick(list(rows[0].keys()), LABEL_COLUMNS, path, "label")
-    out = []
-    for n, row in zip(line_numbers, rows):
-        text, label = row.get(text_col), row.get(label_col)
-        if text is None or label is None or not str(text).strip() or str(label).strip() == "":
-            raise InputError(f"{path}: row {n} has an empty text or label (line {n})")
-        out.append(Example(str(text).strip(), str(label).strip()))
-    return out
+    return rows, line_numbers, _pick(list(rows[0].keys()), TEXT_COLUMNS, path, "text")
 
 
 def mix(sources: list[Source], seed: int) -> list[Example]:

@@ -12,7 +12,8 @@ def write_model_card(out: Path, meta: dict, report: dict) -> None:
         f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
         for label, m in report["per_class"].items()
     )
-    data = "\n".join(f"- `{d['path']}` (weight {d['weight']}, sha256 `{d['sha256'][:16]}…`)" for d in meta["data"])
+    data = "\n".join(f"- `{d['path']}` ({'unlabelled, ' if d.get('unlabelled') else ''}weight {d['weight']}, "
+                     f"sha256 `{d['sha256'][:16]}…`)" for d in meta["data"])
     flags = {k: v for k, v in hp.items() if k not in ("train", "database_url", "record")}
     text = f"""# {meta['version']}
 
@@ -20,7 +21,9 @@ Task **{meta['task']}**, labels {', '.join(meta['labels'])}.
 Base model `{meta['base']}`, {'LoRA adapter + head' if meta['lora'] else 'full fine-tune'}{
     f", base quantized to {meta['quantization']} while training (QLoRA)" if meta.get('quantization') else ''}.
 Made by supportbot's `finetune/classifier.py` on {meta['created_at']}{
-    f", continuing the adapter `{meta['init_from']}`" if meta.get('init_from') else ''}.
+    f", continuing the adapter `{meta['init_from']}`" if meta.get('init_from') else ''}{
+    f", distilled from `{meta['teacher']}` (alpha {hp.get('distill_alpha')}, temperature {hp.get('temperature')})"
+    if meta.get('teacher') else ''}.
 
 ## Data
 {data}

@@ -478,3 +478,29 @@ def test_init_from_must_match_the_base(lora_run, sentiment_files, tmp_path):
     argv = recipe_argv("minilm-l6", sentiment_files, tmp_path / "x", "--init-from", lora_run["out"])
     with pytest.raises(InputError, match="not --base 'minilm-l6'"):
         main(argv)
+
+
+@pytest.mark.parametrize(("amx", "flags", "expected"), [
+    (True, [], "on"), (False, [], "off"), (True, ["--qlora"], "off"), (False, ["--bf16", "on"], "on"),
+    (True, ["--bf16", "off"], "off")])
+def test_bf16_defaults_to_on_where_the_cpu_has_amx(monkeypatch, amx, flags, expected):
+    from bot import hardware
+
+    monkeypatch.setattr(hardware, "cpu_has_amx", lambda: amx)
+    assert parse_args(ClassifierArgs, ["--train", "x.csv", *flags]).bf16 == expected
+
+
+def test_bf16_autocast_trains_and_reports_in_fp32(tiny_base_dir, sentiment_files, tmp_path, monkeypatch):
+    """bf16 forward passes (autocast) still learn; the saved report is the fp32 model's, as served."""
+    out = tmp_path / "bf16"
+    report = main(recipe_argv(tiny_base_dir, sentiment_files, out, "--bf16", "on", "--epochs", "4"))
+    meta = json.loads((out / "supportbot.json").read_text())
+    assert meta["hyperparameters"]["bf16"] == "on"
+    losses = [h["loss"] for h in train_log(out)]
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    monkeypatch.setenv("SUPPORTBOT_HOME", str(tmp_path / "home"))
+    clf = TextClassifier.load(str(out), tmp_path / "cache")
+    texts, labels = eval_texts_and_labels(sentiment_files)
+    proba = clf.predict_proba(texts)
+    idx = np.array([LABELS.index(y) for y in labels])
+    assert float(-np.log(proba[np.arange(len(idx)), idx]).mean()) == pytest.approx(report["eval_loss"], abs=1e-4)
