@@ -9,6 +9,10 @@ Writes `text,label` CSVs (labels negative/neutral/positive):
   zh_train.csv   ChnSentiCorp train, AFQMC customer-service questions as neutral
   sst2_dev.csv, tweeteval_val.csv, chnsenticorp_test.csv, chnsenticorp_test_unseen.csv,
   chnsenticorp_dev.csv   the benchmarks (never trained on)
+  waimai_heldout.csv     1,000 waimai_10k reviews (food delivery; noisy labels), a benchmark
+  zh_unlabelled.csv      texts for a teacher to label (finetune classifier --teacher ...
+                         --unlabelled): the other waimai reviews, STC-3 customer turns (Weibo
+                         helpdesk) and AFQMC questions not in zh_train.csv, without labels
 Sizes are capped with --max-* so a 2-core CPU trains in reasonable time. Deterministic.
 """
 
@@ -92,6 +96,7 @@ def main() -> None:
     ap.add_argument("--max-en-neutral", type=int, default=7000, help="Bitext + Banking77 requests")
     ap.add_argument("--max-chnsenticorp", type=int, default=9600)
     ap.add_argument("--max-zh-neutral", type=int, default=2500, help="AFQMC questions")
+    ap.add_argument("--max-unlabelled", type=int, default=3000, help="zh_unlabelled.csv: texts per source")
     ap.add_argument("--seed", type=int, default=13)
     a = ap.parse_args()
     d, rng = a.datasets, random.Random(a.seed)
@@ -147,6 +152,34 @@ def main() -> None:
     write(a.out / "chnsenticorp_test.csv", test)
     write(a.out / "chnsenticorp_test_unseen.csv", [r for r in test if r[0] not in train_texts])
     write(a.out / "chnsenticorp_dev.csv", [(r["text_a"].strip(), BIN[r["label"]]) for r in tsv(d / "chnsenticorp/dev.tsv")])
+
+    # --- Chinese, for distillation: a held-out benchmark and unlabelled texts ---------------
+    rng2 = random.Random(a.seed + 1)  # its own generator: the files above stay as they were
+    with open(d / "waimai_10k/waimai_10k.csv", encoding="utf-8", newline="") as fh:
+        waimai = [(r["review"].strip(), BIN[r["label"]]) for r in csv.DictReader(fh) if r["review"].strip()]
+    rng2.shuffle(waimai)  # the file is sorted by label
+    heldout = waimai[:1000]
+    write(a.out / "waimai_heldout.csv", heldout)
+    heldout_texts = {t for t, _ in heldout} | {t for t, _ in test}
+    stc3 = []
+    for dialogue in json.load(open(d / "stc3_helpdesk/train_data_cn.json", encoding="utf-8")):
+        for turn in dialogue["turns"]:
+            if turn["sender"] == "customer":
+                stc3.extend(u.strip() for u in turn["utterances"] if 4 <= len(u.strip()) <= 300)
+    used = {t for t, _ in zh} | {t for t, _ in topup}
+    pools = [sorted({t for t, _ in waimai[1000:]} - heldout_texts), sorted(set(stc3) - heldout_texts),
+             sorted(set(neutral_zh) - used - heldout_texts)]
+    unlabelled = []
+    for pool in pools:
+        rng2.shuffle(pool)
+        unlabelled.extend(pool[: a.max_unlabelled])
+    rng2.shuffle(unlabelled)
+    with open(a.out / "zh_unlabelled.csv", "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text"])
+        w.writerows([t] for t in unlabelled)
+    print(f"{a.out / 'zh_unlabelled.csv'}: {len(unlabelled)} texts (waimai, STC-3 customer turns, AFQMC; "
+          f"{', '.join(str(min(len(p), a.max_unlabelled)) for p in pools)})")
 
 
 if __name__ == "__main__":
