@@ -107,7 +107,6 @@ def _serve_workers(args, settings: Settings, workers: int) -> int:
 def _refuse_open_public_bind(settings: Settings, runtime) -> None:
     import ipaddress
 
-    from bot.api.auth import file_keys
     from storage.repositories import api_keys
 
     host = settings.host
@@ -118,7 +117,7 @@ def _refuse_open_public_bind(settings: Settings, runtime) -> None:
     if loopback:
         return
     with runtime.sessions() as session:
-        has_key = api_keys.any_active_api_key(session) or bool(file_keys(settings.api_keys_file))
+        has_key = api_keys.any_active_api_key(session)
     if not has_key:
         raise SupportbotError(f"refusing to listen on {host} while no API key exists: "
                               "run 'supportbot keys create NAME' first, or serve on 127.0.0.1")
@@ -331,18 +330,20 @@ def cmd_keys(args) -> int:
 def cmd_users(args) -> int:
     """UI logins: `users add NAME --role agent|admin` (password from a prompt or stdin)."""
     settings = _settings(args)
-    from ui.auth import add_user, read_users, remove_user
+    from bot.runtime import Runtime
+    from ui.auth import add_user, list_users, remove_user
 
-    path = settings.ui_users_path
+    runtime = Runtime.start(settings)  # imports an old users file on first use
+    sessions = runtime.sessions
     if args.action == "list":
-        for user in read_users(path).values():
+        for user in list_users(sessions).values():
             print(f"{user.name}\t{user.role}")
         return 0
     if not args.name:
         raise SupportbotError(f"users {args.action} needs a NAME")
     if args.action == "remove":
-        if not remove_user(path, args.name):
-            raise SupportbotError(f"no UI user named {args.name!r} in {path}")
+        if not remove_user(sessions, args.name):
+            raise SupportbotError(f"no UI user named {args.name!r}")
         print(f"removed {args.name!r}", file=sys.stderr)
         return 0
     if args.password_stdin:
@@ -353,8 +354,8 @@ def cmd_users(args) -> int:
         password = getpass.getpass(f"password for {args.name}: ")
         if getpass.getpass("again: ") != password:
             raise SupportbotError("the passwords differ")
-    user = add_user(path, args.name, args.role, password)
-    print(f"{user.name} ({user.role}) can log in to the UI; users are in {path} "
+    user = add_user(sessions, args.name, args.role, password)
+    print(f"{user.name} ({user.role}) can log in to the UI; users are in the database "
           "(restart a running server after adding the first one)", file=sys.stderr)
     return 0
 

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     model_versions_poll_s: float = Field(2.0, gt=0, description="how often a server checks for a new active version")
 
     model_cache: Path | None = Field(None, description="converted packaged models; default: <home>/models")
+    # Model versions (fine-tunes, retrain candidates) are stored relative to this directory,
+    # so every host that mounts it (at its own path) resolves them; rows stored as absolute
+    # paths before keep working.
+    models_dir: Path | None = Field(None, description="root of model version directories; default: home")
     api_keys_file: Path | None = None
     # Per caller (API key, or client address while no keys exist): a token bucket that
     # refills at this rate and holds `rate_limit_burst` requests; 0 turns limiting off.
@@ -161,6 +165,10 @@ class Settings(BaseSettings):
     @property
     def ui_users_path(self) -> Path:
         return self.ui_users_file or self.home / "ui_users"
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.home
 
     @property
     def model_cache_dir(self) -> Path:

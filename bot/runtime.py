@@ -81,6 +81,8 @@ class Runtime:
             upgrade(url)
         engine = make_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         runtime = cls(settings, engine, make_session_factory(engine))
+        if migrate:
+            runtime.import_local_files()
         for name, service in services.items():
             if name not in ("sentiment", "intent", "embedder", "generator"):
                 raise TypeError(f"unknown service {name!r}")
@@ -88,6 +90,30 @@ class Runtime:
                 setattr(runtime, f"_{name}", _NONE if service is False else service)
                 runtime._pinned.add(name)
         return runtime
+
+    def import_local_files(self) -> None:
+        """Move what older versions kept in files on one host into the database, shared by
+        every worker and host: the UI users file (once, into an empty table; the file is
+        then renamed *.imported) and the API keys file (keys whose name is new)."""
+        from sqlalchemy.exc import IntegrityError
+
+        from storage.repositories import api_keys, ui_users
+
+        users_file = self.settings.ui_users_path
+        try:
+            with self.sessions.begin() as session:
+                n_users = ui_users.import_users_file(session, users_file)
+                n_keys = api_keys.import_keys_file(session, self.settings.api_keys_file)
+        except IntegrityError:  # another worker starting at the same moment imported them
+            return
+        if n_users:
+            ui_users.retire_users_file(users_file)
+            log.warning("imported %d UI users from %s into the database (the file is renamed %s.imported)",
+                        n_users, users_file, users_file.name)
+        if n_keys:
+            log.warning("imported %d API keys from %s into the database; revoke them there with "
+                        "'supportbot keys revoke NAME' (removing a line from the file no longer does)",
+                        n_keys, self.settings.api_keys_file)
 
     def _service(self, name: str, load: Callable[[], Any]):
         value = getattr(self, f"_{name}")
@@ -105,7 +131,7 @@ class Runtime:
     def served_refs(self) -> dict[tuple[str, str], str | None]:
         """(task, route) -> the model reference that should serve it: the active
         version's path, else the configured default."""
-        from bot.versions import configured_ref, configured_routes
+        from bot.versions import configured_ref, configured_routes, local_path
         from storage.models import TASKS
         from storage.repositories.model_versions import active_model_versions
 
@@ -114,7 +140,7 @@ class Runtime:
         try:
             with self.sessions() as session:
                 for key, version in active_model_versions(session).items():
-                    refs[key] = version.path or version.name
+                    refs[key] = local_path(s, version.path) or version.name
         except Exception as exc:  # noqa: BLE001 - the database being down must not stop serving
             log.warning("cannot read the active model versions: %s", exc)
         return refs

@@ -120,6 +120,18 @@ def check_loadable(task: str, path: str | None) -> None:
     raise InputError(f"{ref}: no such directory (was it moved or deleted?)")
 
 
+# ---- where a version lives ---------------------------------------------------------------
+def local_path(settings: Settings, stored: str | None) -> str | None:
+    """The path (or reference) to load a stored version from on this host: relative paths
+    are under settings.models_path; absolute ones (older rows) and references as they are."""
+    return repo.path_to_load(stored, settings.models_path)
+
+
+def path_to_store(settings: Settings, path: str | None) -> str | None:
+    """A version directory inside settings.models_path, relative to it; else as given."""
+    return repo.path_to_store(path, settings.models_path)
+
+
 # ---- activation ------------------------------------------------------------------------
 def ensure_baseline(session: Session, settings: Settings, task: str, route: str = DEFAULT_ROUTE) -> ModelVersion | None:
     """Register the configured default of a task/route as a version when no version there
@@ -170,7 +182,7 @@ def activate(session: Session, settings: Settings, version_id_or_name: str, task
     """Make a version the one its task/route serves; the previous one is retired. Nothing
     is committed: the caller commits (and must not commit after an error)."""
     version = find_version(session, version_id_or_name, task)
-    check_loadable(version.task, version.path)
+    check_loadable(version.task, local_path(settings, version.path))
     ensure_baseline(session, settings, version.task, version.route)
     activated = repo.activate_model_version(session, version_id=version.id)
     assert activated is not None  # found above, in this transaction
@@ -185,7 +197,7 @@ def rollback(session: Session, settings: Settings, task: str, route: str = DEFAU
     if version is None:
         raise InputError(f"nothing to roll back to: {task}/{route} has no earlier active version")
     try:
-        check_loadable(version.task, version.path)
+        check_loadable(version.task, local_path(settings, version.path))
     except InputError as exc:
         raise InputError(f"cannot roll back {task}/{route} to {version.name!r}: {exc}") from exc
     return version

@@ -11,7 +11,9 @@ For each task (sentiment per route, intent, chat):
         → promote only if the candidate is not worse on any benchmark (within the
           tolerance) and better on the held-out slice; else reject it
 
-One run at a time (an OS file lock, released even by kill -9). Every run and decision is
+One run at a time across every host on the database: a lease in the database (storage
+.repositories.leases) renewed by a heartbeat while the run works; a run killed with -9
+stops renewing, and its lease can be taken over once it expires. Every run and decision is
 a `retrain_runs` row. A killed run never touches the active version (activation is the
 last step, one transaction); the next run marks it `killed`, and starts clean without
 consuming its data (the data watermark moves only when a run finishes).
@@ -20,12 +22,14 @@ consuming its data (the data watermark moves only when a run finishes).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import random
 import shutil
+import socket
+import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +48,9 @@ log = logging.getLogger(__name__)
 
 FINISHED = ("promoted", "rejected")
 SEED = 1234
+LEASE = "retrain"
+LEASE_TTL_S = 300.0  # a killed run's lock frees after this long
+HEARTBEAT_S = 60.0  # how often a running retrain renews its lease (several times per TTL)
 
 
 class RetrainBusy(SupportbotError):
@@ -65,22 +72,38 @@ class Outcome:
 
 
 @contextlib.contextmanager
-def retrain_lock(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "retrain.lock"
-    with open(path, "a+") as fh:
+def retrain_lock(engine, *, ttl_s: float = LEASE_TTL_S, heartbeat_s: float = HEARTBEAT_S) -> Iterator[str]:
+    """Hold the database's retrain lease (one run across all hosts) while the block runs;
+    RetrainBusy when another live run holds it. Yields the holder id (host:pid:random)."""
+    from storage.repositories import leases
+
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    held = leases.acquire(engine, name=LEASE, holder=holder, ttl_s=ttl_s)
+    if held is not None:
+        raise RetrainBusy(f"another retrain is running ({held.holder}, its lease runs until "
+                          f"{held.expires_at:%Y-%m-%d %H:%M:%S} UTC unless renewed); try again when it ends")
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(heartbeat_s):
+            try:
+                if not leases.renew(engine, name=LEASE, holder=holder, ttl_s=ttl_s):
+                    log.error("the retrain lease expired and was taken over: another run may be training now")
+                    return
+            except Exception as exc:  # noqa: BLE001 - the database briefly down: try again next beat
+                log.warning("could not renew the retrain lease: %s", exc)
+
+    thread = threading.Thread(target=heartbeat, name="retrain-lease", daemon=True)
+    thread.start()
+    try:
+        yield holder
+    finally:
+        stop.set()
+        thread.join()
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "?"
-            raise RetrainBusy(f"another retrain is running (pid {holder}; lock {path}); try again when it ends")
-        fh.seek(0), fh.truncate(), fh.write(str(os.getpid())), fh.flush()
-        try:
-            yield
-        finally:
-            fh.seek(0), fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            leases.release(engine, name=LEASE, holder=holder)
+        except Exception as exc:  # noqa: BLE001 - it expires by itself
+            log.warning("could not release the retrain lease (it expires in %g s): %s", ttl_s, exc)
 
 
 def plan(settings: Settings, tasks: list[str] | None) -> list[tuple[str, str]]:
@@ -311,7 +334,8 @@ def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run
         with sessions.begin() as session:
             candidate = mv.get_model_version_by_name(session, task=task, name=version)
             if candidate is None:  # the recipe could not record it (e.g. database briefly down)
-                candidate = mv.create_model_version(session, task=task, name=version, path=str(candidate_dir.resolve()))
+                candidate = mv.create_model_version(session, task=task, name=version,
+                                                    path=versions.path_to_store(settings, str(candidate_dir.resolve())))
             candidate.route = route
             candidate.metrics = {**(candidate.metrics or {}), "retrain": measured["candidate"]}
             run = session.get(RetrainRun, run_id)
@@ -360,7 +384,7 @@ def retrain(runtime, *, tasks: list[str] | None = None, dry_run: bool = False,
     if tasks and not pairs:
         raise SupportbotError(f"no retrainable task in {tasks}; tasks: sentiment, sentiment/zh, intent, chat")
     outcomes = []
-    with _count_busy(pairs), retrain_lock(settings.retrain_path):
+    with _count_busy(pairs), retrain_lock(runtime.engine):
         if not dry_run:
             with runtime.sessions.begin() as session:
                 n = recover_killed(session)

@@ -18,6 +18,7 @@ class RunRecorder:
     session_factory: object | None = None
     run_id: str | None = None
     task: str = ""
+    models_dir: object | None = None  # settings.models_path: version paths are stored relative to it
     _last_progress: float = 0.0
 
     @classmethod
@@ -39,7 +40,7 @@ class RunRecorder:
                 run = previous[0] if previous else finetune_runs.start_run(
                     session, task=task, kind=kind, config=config, data=data, output_dir=output_dir)
                 session.commit()
-                return cls(factory, run.id, task)
+                return cls(factory, run.id, task, settings.models_path)
         except Exception as exc:  # noqa: BLE001 - best effort, see module docstring
             log.warning("not recording this run in the database: %s", exc)
             return cls(task=task)
@@ -76,8 +77,9 @@ class RunRecorder:
                 finetune_runs.finish_run(session, run_id=self.run_id, status="failed" if error else "succeeded",
                                          metrics=metrics, error=error)
                 if not error:
+                    stored = model_versions.path_to_store(path, self.models_dir) if self.models_dir else path
                     model_versions.create_model_version(session, task=self.task, name=version, base_model=base,
-                                                        path=path, metrics=metrics, finetune_run_id=self.run_id)
+                                                        path=stored, metrics=metrics, finetune_run_id=self.run_id)
                 session.commit()
         except Exception as exc:  # noqa: BLE001
             log.warning("could not record the finished run: %s", exc)

@@ -40,7 +40,7 @@ CSS = ".sb-history code { font-size: 0.8em; }"
 
 def build_ui(runtime: Runtime, access: Access | None = None) -> gr.Blocks:
     """The staff UI (every tab). `access`: logins and roles (default: from settings)."""
-    access = access or Access(runtime.settings.ui_users_path)
+    access = access or Access(runtime.sessions)
     with gr.Blocks(title=TITLE) as demo:
         with gr.Row():
             gr.Markdown("# supportbot\nCustomer-service chat on pretrained language models.")
@@ -75,8 +75,10 @@ def build_ui(runtime: Runtime, access: Access | None = None) -> gr.Blocks:
 def build_customer_ui(runtime: Runtime, limiter: RateLimiter | None = None) -> gr.Blocks:
     """The customer chat alone (mounted at /chat): rate-limited per client address."""
     s = runtime.settings
-    limiter = limiter or RateLimiter(s.ui_chat_per_minute, s.ui_chat_burst)
-    new_limiter = RateLimiter(s.ui_chat_conversations_per_hour / 60.0, s.ui_chat_conversations_per_hour)
+    # Buckets in the database: a visitor's limit holds on every worker and host (bot.ratelimit).
+    limiter = limiter or RateLimiter(s.ui_chat_per_minute, s.ui_chat_burst, engine=runtime.engine, namespace="chat")
+    new_limiter = RateLimiter(s.ui_chat_conversations_per_hour / 60.0, s.ui_chat_conversations_per_hour,
+                              engine=runtime.engine, namespace="chat-new")
     with gr.Blocks(title=f"{TITLE} chat") as demo:
         gr.Markdown("# Lumo Shop support\nAsk about orders, delivery, returns or your account — in English or 中文.")
         chat_load, chat_inputs, chat_outputs = build_chat_tab(runtime, limiter=limiter, new_limiter=new_limiter)
@@ -154,7 +156,7 @@ def _chat_endpoints(blocks: gr.Blocks) -> set[str]:
 
 def mount_ui(app: FastAPI, runtime: Runtime) -> FastAPI:
     """Mount /chat (when open) and the staff UI at / (with logins once users exist)."""
-    access = Access(runtime.settings.ui_users_path)
+    access = Access(runtime.sessions)
     app.add_middleware(UploadsOnly)
     if runtime.settings.ui_open_chat:
         customer = build_customer_ui(runtime)

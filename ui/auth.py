@@ -1,10 +1,11 @@
 """UI logins and roles.
 
-Users live in one small file (`settings.ui_users_path`, default `<home>/ui_users`), one
-per line: `name:role:pbkdf2_sha256$iterations$salt$hash`. Only a salted PBKDF2 hash of a
-password is kept. `supportbot users add NAME --role agent|admin` writes it.
+Users live in the database (table `ui_users`, shared by every worker and host), each
+with a role and a salted PBKDF2 hash of the password (`pbkdf2_sha256$iterations$salt$hash`)
+and nothing else. `supportbot users add NAME --role agent|admin` writes it. An old
+`ui_users` file (settings.ui_users_path) is imported once on first start (bot.runtime).
 
-While the file holds no user the staff UI is open (like the API without keys: the server
+While the table holds no user the staff UI is open (like the API without keys: the server
 then only listens on loopback); once it holds one, `/` asks for a login and each handler
 checks the caller's role on the server (a hidden tab is not a permission), on every
 call: a removed or demoted user loses access at once, also in a session already open.
@@ -26,9 +27,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 
 from bot.errors import InputError
+from storage.repositories import ui_users
 
 ROLES = ("agent", "admin")
 ITERATIONS = 200_000  # PBKDF2-SHA256 rounds (OWASP 2023 recommends 600k; 200k keeps logins < 0.1 s on 2 cores)
@@ -59,29 +60,23 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual.hex(), digest)
 
 
-def read_users(path: Path) -> dict[str, User]:
-    if not path.is_file():
-        return {}
-    users = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = line.strip().split(":")
-        if len(parts) != 3 or parts[1] not in ROLES:
-            raise InputError(f"{path}:{n}: expected name:role:hash with role agent or admin")
-        users[parts[0]] = User(*parts)
-    return users
+def _user(row) -> User:
+    return User(row.name, row.role, row.password_hash)
 
 
-def _write(path: Path, users: dict[str, User]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{u.name}:{u.role}:{u.password_hash}\n" for u in users.values()), encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+def list_users(sessions) -> dict[str, User]:
+    """Every user by name; `sessions`: a session factory on the database."""
+    with sessions() as session:
+        return {row.name: _user(row) for row in ui_users.list_users(session)}
 
 
-def add_user(path: Path, name: str, role: str, password: str) -> User:
+def get_user(sessions, name: str | None) -> User | None:
+    with sessions() as session:
+        row = ui_users.get_user(session, name=name or "")
+        return _user(row) if row is not None else None
+
+
+def add_user(sessions, name: str, role: str, password: str) -> User:
     """Add a user or change an existing one's role and password."""
     if not _NAME.match(name or ""):
         raise InputError(f"invalid user name {name!r}: letters, digits and ._@- (up to 64)")
@@ -89,18 +84,13 @@ def add_user(path: Path, name: str, role: str, password: str) -> User:
         raise InputError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
     if len(password or "") < 8:
         raise InputError("the password needs at least 8 characters")
-    users = read_users(path)
-    users[name] = User(name, role, hash_password(password))
-    _write(path, users)
-    return users[name]
+    with sessions.begin() as session:
+        return _user(ui_users.put_user(session, name=name, role=role, password_hash=hash_password(password)))
 
 
-def remove_user(path: Path, name: str) -> bool:
-    users = read_users(path)
-    if users.pop(name, None) is None:
-        return False
-    _write(path, users)
-    return True
+def remove_user(sessions, name: str) -> bool:
+    with sessions.begin() as session:
+        return ui_users.remove_user(session, name=name)
 
 
 class LoginThrottle:
@@ -152,15 +142,15 @@ _DUMMY_HASH = hash_password("not a password of anyone", salt=b"\0" * 16)
 class Access:
     """Who may do what in one running UI. `enabled` is decided when the UI is built."""
 
-    def __init__(self, path: Path, throttle: LoginThrottle | None = None):
-        self.path = path
-        self.enabled = bool(read_users(path))
+    def __init__(self, sessions, throttle: LoginThrottle | None = None):
+        self.sessions = sessions
+        self.enabled = bool(list_users(sessions))
         self.throttle = throttle or LoginThrottle()
 
     def check_login(self, username: str, password: str) -> bool:
         if not self.throttle.allowed(username or ""):
             return False
-        user = read_users(self.path).get(username)  # re-read: removed users lose access at once
+        user = get_user(self.sessions, username)  # read each time: removed users lose access at once
         # an unknown name costs the same hashing as a known one: no timing hint
         ok = verify_password(password or "", user.password_hash if user else _DUMMY_HASH) and user is not None
         if ok:
@@ -173,5 +163,5 @@ class Access:
         """The caller's role; with logins off everyone is admin (loopback-only server)."""
         if not self.enabled:
             return "admin"
-        user = read_users(self.path).get(username or "")
+        user = get_user(self.sessions, username)
         return user.role if user else None

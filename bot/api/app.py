@@ -175,7 +175,9 @@ def install_error_handlers(app: FastAPI) -> None:
 def create_app(runtime: Runtime, *, ui: bool = True) -> FastAPI:
     app = FastAPI(title="supportbot", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json")
     app.state.runtime = runtime
-    app.state.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_minute, runtime.settings.rate_limit_burst)
+    # Buckets in the database: the limit holds across workers and hosts (bot.ratelimit).
+    app.state.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_minute, runtime.settings.rate_limit_burst,
+                                         engine=runtime.engine, namespace="api")
     install_error_handlers(app)
 
     max_body = runtime.settings.max_request_bytes

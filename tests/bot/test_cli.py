@@ -182,3 +182,26 @@ def test_finetune_bad_flags_exit_2_with_one_line(capsys, tmp_path):
 def test_finetune_chat_with_a_missing_file_is_a_one_line_error(capsys, tmp_path):
     assert main(["finetune", "chat", "--train", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "out")]) == 2
     assert "x.jsonl" in _one_line_error(capsys)
+
+
+def test_users_commands_keep_their_form_and_write_the_database(tmp_path, monkeypatch, capsys):
+    """`supportbot users add/list/remove` as before; the users are rows every worker reads."""
+    import io
+
+    from bot.config import settings_with
+    from bot.runtime import Runtime
+    from ui.auth import Access
+
+    home = ["--home", str(tmp_path)]
+    monkeypatch.setattr("sys.stdin", io.StringIO("agent-password\n"))
+    assert main(["users", "add", "ana", "--role", "agent", "--password-stdin", *home]) == 0
+    assert main(["users", "list", *home]) == 0
+    assert capsys.readouterr().out.splitlines() == ["ana\tagent"]
+    assert not (tmp_path / "ui_users").exists()
+    runtime = Runtime.start(settings_with(home=tmp_path))
+    try:
+        assert Access(runtime.sessions).check_login("ana", "agent-password")
+        assert main(["users", "remove", "ana", *home]) == 0
+        assert Access(runtime.sessions).role("ana") == "admin"  # no users left: the UI is open again
+    finally:
+        runtime.close()

@@ -212,7 +212,7 @@ def test_retrain_outcomes_are_counted(tmp_path):
         busy = {w: value("supportbot_retrain_runs_total", task=w, outcome="busy") for w in where}
         outcomes = retrain(rt, tasks=["sentiment"], echo=lambda _line: None)
         assert [o.status for o in outcomes] == ["skipped", "skipped"]  # no feedback yet
-        with retrain_lock(rt.settings.retrain_path):
+        with retrain_lock(rt.engine):
             with pytest.raises(RetrainBusy):
                 retrain(rt, tasks=["sentiment"], echo=lambda _line: None)
         for w in where:

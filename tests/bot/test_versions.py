@@ -203,3 +203,37 @@ def test_version_public_has_the_documented_keys(session, settings, tmp_path):
     assert versions.key_metric(body["metrics"]) == ("macro_f1", 0.91)
     assert versions.key_metric({"perplexity": 2.9, "n": 3}) == ("perplexity", 2.9)
     assert versions.key_metric({}) is None
+
+
+# ---- paths relative to the models directory (issue 19) ------------------------------------
+def test_a_version_under_the_models_dir_is_stored_relative_and_resolves_on_another_host(tmp_path):
+    import shutil
+
+    from bot.runtime import Runtime
+
+    host_a = settings_with(home=tmp_path / "a", models_dir=tmp_path / "shared-a")
+    adapter = write_adapter(tmp_path / "shared-a" / "retrain" / "run1" / "candidate")
+    stored = versions.path_to_store(host_a, str(adapter))
+    assert stored == "retrain/run1/candidate"
+    assert versions.path_to_store(host_a, "sentiment-en") == "sentiment-en"  # references stay as given
+    assert versions.path_to_store(host_a, str(write_adapter(tmp_path / "elsewhere"))) == str(tmp_path / "elsewhere")
+
+    # host B mounts the same models at another path, on the same database
+    shutil.copytree(tmp_path / "shared-a", tmp_path / "mnt" / "models")
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    host_b = settings_with(home=tmp_path / "b", models_dir=tmp_path / "mnt" / "models", database_url=url)
+    runtime = Runtime.start(host_b)
+    try:
+        with runtime.sessions.begin() as s:
+            repo.create_model_version(s, task="sentiment", name="v-rel", path=stored)
+            versions.activate(s, host_b, "v-rel")  # check_loadable resolves it here
+        assert runtime.served_refs()[("sentiment", "default")] == str(tmp_path / "mnt" / "models" / stored)
+    finally:
+        runtime.close()
+
+
+def test_an_old_absolute_path_keeps_working(session, settings, tmp_path):
+    version = candidate(session, tmp_path)  # stored absolute, as before issue 19
+    assert versions.local_path(settings, version.path) == version.path
+    versions.activate(session, settings, "sentiment-v9")
+    assert versions.local_path(settings, "sentiment-en") == "sentiment-en"

@@ -4,6 +4,7 @@ server is tests/integration/test_retrain.py."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -67,13 +68,46 @@ def test_task_files_per_route(monkeypatch):
     assert rt._task_files(s, "sentiment", "zh", "data") == []
 
 
-def test_only_one_run_holds_the_lock(tmp_path):
-    with rt.retrain_lock(tmp_path):
+@pytest.fixture
+def two_hosts(tmp_path):
+    """Two engines on one database: two hosts' retrain jobs."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    engines = (make_engine(url), make_engine(url))
+    yield engines
+    for e in engines:
+        e.dispose()
+
+
+def test_only_one_run_holds_the_lock_across_hosts(two_hosts):
+    a, b = two_hosts
+    with rt.retrain_lock(a):
         with pytest.raises(rt.RetrainBusy, match="another retrain is running"):
-            with rt.retrain_lock(tmp_path):
+            with rt.retrain_lock(b):
                 pass
-    with rt.retrain_lock(tmp_path):  # released
+    with rt.retrain_lock(b):  # released
         pass
+
+
+def test_a_dead_runs_lock_is_taken_over_once_it_expires(two_hosts):
+    a, b = two_hosts
+    dead = rt.retrain_lock(a, ttl_s=-1)  # entered and never left: a run killed with -9, its lease run out
+    dead.__enter__()
+    with rt.retrain_lock(b):
+        with pytest.raises(rt.RetrainBusy):
+            with rt.retrain_lock(a):
+                pass
+
+
+def test_the_heartbeat_renews_the_lease(two_hosts):
+    from storage.repositories import leases
+
+    a, _ = two_hosts
+    with rt.retrain_lock(a, ttl_s=300, heartbeat_s=0.01):
+        first = leases.current(a, name=rt.LEASE).expires_at
+        while leases.current(a, name=rt.LEASE).expires_at == first:  # renewed, without a timed assertion
+            time.sleep(0.01)
+    assert leases.current(a, name=rt.LEASE) is None  # released
 
 
 def test_a_killed_run_is_marked_and_its_data_is_not_consumed(tmp_path):

@@ -179,8 +179,7 @@ def test_a_worse_candidate_is_rejected_and_the_active_version_stays(world, capsy
 def test_a_second_run_while_one_holds_the_lock_is_refused(world, capsys):
     from finetune.retrain import retrain_lock
 
-    settings = world["runtime"].settings
-    with retrain_lock(settings.retrain_path):
+    with retrain_lock(world["runtime"].engine):
         assert cli(["retrain"]) == 2
     assert "another retrain is running" in capsys.readouterr().err
 

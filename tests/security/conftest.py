@@ -40,9 +40,9 @@ class Env:
 
 
 def start_env(home: Path, **settings) -> tuple[Env, object]:
-    for user, role in (("ana", "agent"), ("root", "admin"), ("bob", "agent"), ("carol", "agent")):
-        add_user(home / "ui_users", user, role, PASSWORDS[user])
     runtime = make_runtime(home, **settings)
+    for user, role in (("ana", "agent"), ("root", "admin"), ("bob", "agent"), ("carol", "agent")):
+        add_user(runtime.sessions, user, role, PASSWORDS[user])
     keys = {}
     with runtime.sessions.begin() as session:
         for name, scope in (("shop-a", "customer"), ("shop-b", "customer"), ("desk", "agent"), ("ops", "admin")):

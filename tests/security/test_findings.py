@@ -100,7 +100,7 @@ def test_1_a_real_upload_still_works_and_the_chat_page_cannot_fetch_it(env, tmp_
 def test_1_a_removed_user_loses_access_at_once(env):
     bob = env.login("bob")
     assert call(bob, env.url, "classify", "I love it")[0] == "complete"
-    remove_user(env.home / "ui_users", "bob")
+    remove_user(env.runtime.sessions, "bob")
     for api_name, data in (("classify", ["I love it"]), ("inbox_list", [None]), ("review_list", []),
                            ("chat_send", ["hello", "", "en"]), ("dashboard", ["7"])):
         event, payload = call(bob, env.url, api_name, *data)

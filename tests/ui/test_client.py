@@ -91,9 +91,9 @@ def test_kb_edit_through_the_admin_endpoints(client, ui_runtime):
 @pytest.fixture(scope="module")
 def guarded_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("ui-logins")
-    add_user(home / "ui_users", "ana", "agent", "agent-password")
-    add_user(home / "ui_users", "root", "admin", "admin-password")
     runtime = make_runtime(home)
+    add_user(runtime.sessions, "ana", "agent", "agent-password")
+    add_user(runtime.sessions, "root", "admin", "admin-password")
     with serve(create_app(runtime, ui=True)) as url:
         yield url
     runtime.close()

@@ -1,8 +1,7 @@
-"""API keys from the settings' keys file (`name:scope:sha256`), re-read when it changes."""
+"""API keys from the settings' keys file (`name:scope:sha256`): imported into the database
+on start (issue 19: shared by every worker and host), gating the API from then on."""
 
 from __future__ import annotations
-
-import os
 
 from fastapi.testclient import TestClient
 
@@ -11,23 +10,42 @@ from bot.config import settings_with
 from bot.runtime import Runtime
 from bot.sentiment import SentimentService
 from fixtures.fakes import KeywordClassifier
+from storage.repositories import api_keys
 from storage.repositories.api_keys import hash_key
 
 
-def test_keys_file_gates_the_api_and_follows_edits(tmp_path):
+def _start(tmp_path, keys):
+    return Runtime.start(settings_with(home=tmp_path, api_keys_file=keys),
+                         sentiment=SentimentService(KeywordClassifier("kw")))
+
+
+def test_keys_file_is_imported_and_gates_every_worker(tmp_path):
     keys = tmp_path / "keys.txt"
     keys.write_text(f"# ops keys\nci:normal:{hash_key('first-key')}\n")
-    runtime = Runtime.start(settings_with(home=tmp_path, api_keys_file=keys),
-                            sentiment=SentimentService(KeywordClassifier("kw")))
-    client = TestClient(create_app(runtime, ui=False))
+    one = _start(tmp_path, keys)
+    two = Runtime.start(settings_with(home=tmp_path), sentiment=SentimentService(KeywordClassifier("kw")))
     body = {"texts": ["good"]}
-    assert client.post("/v1/sentiment", json=body).status_code == 401
-    ok = client.post("/v1/sentiment", json=body, headers={"Authorization": "Bearer first-key"})
-    assert ok.status_code == 200
-
-    keys.write_text(f"ci:normal:{hash_key('second-key')}\n")
-    st = keys.stat()
-    os.utime(keys, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a later mtime, even on coarse clocks
-    assert client.post("/v1/sentiment", json=body, headers={"Authorization": "Bearer first-key"}).status_code == 401
-    assert client.post("/v1/sentiment", json=body, headers={"Authorization": "Bearer second-key"}).status_code == 200
-    runtime.close()
+    try:
+        for runtime in (one, two):  # the second worker has no keys file: the database has the key
+            client = TestClient(create_app(runtime, ui=False))
+            assert client.post("/v1/sentiment", json=body).status_code == 401
+            ok = client.post("/v1/sentiment", json=body, headers={"Authorization": "Bearer first-key"})
+            assert ok.status_code == 200
+        with one.sessions.begin() as session:  # revoked in the database: refused everywhere
+            api_keys.create_api_key(session, name="other")  # (with no active key the API is open)
+            api_keys.revoke_api_key(session, name="ci")
+        client = TestClient(create_app(two, ui=False))
+        assert client.post("/v1/sentiment", json=body, headers={"Authorization": "Bearer first-key"}).status_code == 401
+    finally:
+        one.close(), two.close()
+    # a later start with the file unchanged does not bring the revoked key back; a new line is imported
+    keys.write_text(f"ci:normal:{hash_key('first-key')}\nci2:customer:{hash_key('second-key')}\n")
+    three = _start(tmp_path, keys)
+    try:
+        client = TestClient(create_app(three, ui=False))
+        auth = {"Authorization": "Bearer first-key"}
+        assert client.post("/v1/sentiment", json=body, headers=auth).status_code == 401
+        auth = {"Authorization": "Bearer second-key"}
+        assert client.post("/v1/sentiment", json=body, headers=auth).status_code == 200
+    finally:
+        three.close()
