@@ -7,6 +7,7 @@ logs a warning and goes on.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -24,7 +25,8 @@ class RunRecorder:
     @classmethod
     def start(cls, settings, *, task: str, kind: str, config: dict, data: list, output_dir: str,
               resume: bool = False) -> "RunRecorder":
-        if settings is None:
+        if settings is None or os.environ.get("RANK", "0") != "0":
+            # under `accelerate launch` / torchrun only the first process records the run
             return cls(task=task)
         try:
             from storage.db import make_engine, make_session_factory, upgrade

@@ -39,6 +39,8 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: import bot/ and storage/ from the checkout
+    sys.path.insert(0, str(REPO))
 
 
 @dataclass
