@@ -68,6 +68,7 @@ PACKAGED: dict[str, PackagedModel] = {
 SHIPPED: dict[str, str] = {
     "sentiment-en": "English sentiment, negative/neutral/positive, LoRA on minilm-l6",
     "sentiment-zh": "Chinese sentiment, negative/neutral/positive, LoRA on gemma3-270m",
+    "sentiment-zh-me5": "Chinese sentiment, negative/neutral/positive, LoRA on me5-small (the default Chinese route)",
     "intent-bitext": "customer-service intents (Bitext, 27), English, LoRA on minilm-l6",
     "chat-bitext": "customer-service replies grounded in a KB article, English, LoRA on smollm2-135m",
 }
@@ -81,6 +82,7 @@ PACKAGED_HUB_IDS: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "minilm-l6",
     "HuggingFaceTB/SmolLM2-135M-Instruct": "smollm2-135m",
     "google/gemma-3-270m": "gemma3-270m",
+    "intfloat/multilingual-e5-small": "me5-small",
 }
 
 

@@ -24,6 +24,12 @@ with its defaults (one text per forward pass), with the same truncation as ours
 3. concurrency: --calls single-text calls from --clients concurrent clients (each its own
    connection) vs the same calls made one after another; also with micro-batching off
    (a second server) to show what the batcher adds.
+4. zh routes (--zh-models A,B,...): Chinese texts/s through /v1/sentiment with each model
+   as the Chinese route, one server after another in the same run (so "before" and "after"
+   a change of the Chinese model are measured side by side), with each model's
+   ChnSentiCorp accuracy and the plain pipeline's texts/s on the same reviews.
+
+    python scripts/bench_sentiment.py --parts zh-routes --zh-models sentiment-zh,sentiment-zh-me5
 
 Prints a table and writes --json. Timings are wall-clock on a machine that runs the
 client and the server together, as a single box serving its own UI would.
@@ -53,8 +59,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from benchlib import cpu_name, free_port, percentile, timed, wait_healthy  # noqa: E402
 
-SST2 = ROOT / "data/sentiment/sst2_dev.csv"
-CHNSENTICORP = ROOT / "data/sentiment/chnsenticorp_test.csv"
+# the files of scripts/prepare_sentiment_data.py: data/sentiment, else runs/data/sentiment
+DATA = next((d for d in (ROOT / "data/sentiment", ROOT / "runs/data/sentiment") if d.is_dir()), ROOT / "data/sentiment")
+SST2 = DATA / "sst2_dev.csv"
+CHNSENTICORP = DATA / "chnsenticorp_test.csv"
 SHORT_TEXTS = {"en": "Where is my order?", "zh": "请问可以开发票吗？"}
 
 
@@ -65,6 +73,7 @@ def serve(args) -> int:
 
     settings = settings_with(home=args.server_home, model_cache=args.model_cache, rate_limit_per_minute=0, ui=False, demo_kb=False,
                              intent_model="none", sentiment_quantize=args.quantize,
+                             **({"sentiment_model_zh": args.sentiment_model_zh} if args.sentiment_model_zh else {}),
                              sentiment_micro_batching=not args.no_batching, sentiment_batch_wait_ms=args.batch_wait_ms)
     use_offline_hub_for_local_models(settings)
     runtime = Runtime.start(settings)
@@ -81,7 +90,7 @@ def serve(args) -> int:
 class Server:
     """`python bench_sentiment.py --serve PORT` in a subprocess, until closed."""
 
-    def __init__(self, args, *, batching: bool = True):
+    def __init__(self, args, *, batching: bool = True, zh_model: str | None = None):
         self.port = free_port()
         self.home = tempfile.mkdtemp(prefix="bench-sentiment-")
         cmd = [sys.executable, __file__, "--serve", str(self.port), "--server-home", self.home,
@@ -89,6 +98,8 @@ class Server:
                "--quantize", args.quantize, "--batch-wait-ms", str(args.batch_wait_ms)]
         if not batching:
             cmd.append("--no-batching")
+        if zh_model:
+            cmd += ["--sentiment-model-zh", zh_model]
         self.proc = subprocess.Popen(cmd, cwd=ROOT)
         self.url = f"http://127.0.0.1:{self.port}"
         self._wait_ready()
@@ -272,6 +283,49 @@ def concurrency(args, server: Server, texts: list[str], label: str) -> dict:
     return out
 
 
+def zh_routes(args, refs: list[str], rows: list[tuple[str, str]]) -> dict:
+    """Chinese texts/s and accuracy through /v1/sentiment with each model as the Chinese route,
+    and the plain pipeline's texts/s (one text per call, and --request-size) on the same texts."""
+    import httpx
+
+    texts, gold = [t for t, _ in rows], [g for _, g in rows]
+    size, out = args.request_size, {}
+    for ref in refs:
+        server = Server(args, zh_model=ref)
+        try:
+            with httpx.Client(base_url=server.url, timeout=600) as client:
+                def ours(batch):
+                    return [r for i in range(0, len(batch), size) for r in classify_http(client, batch[i:i + size])]
+
+                ours(texts[: 2 * size])  # warm-up
+                seconds, accuracy, version = [], None, client.get("/healthz").json().get("models", {})
+                for rep in range(args.repeats):
+                    t = time.perf_counter()
+                    results = ours(texts)
+                    seconds.append(time.perf_counter() - t)
+                    if rep == 0:
+                        accuracy = binary_accuracy([r["scores"] for r in results], gold)
+                        languages = {r["language"] for r in results}
+        finally:
+            server.close()
+        row = {"texts_per_s": len(texts) / statistics.median(seconds), "runs_s": seconds, "accuracy": accuracy,
+               "languages": sorted(languages), "healthz_models": version}
+        print(f"  {ref:<22} ours    {row['texts_per_s']:8.1f} texts/s  accuracy {accuracy:.4f}", flush=True)
+        baseline = Baseline({"zh": ref}, args.work_dir)
+        for name, bs in (("pipeline", 1), (f"pipeline_bs{size}", size)):
+            baseline.classify("zh", texts[: 2 * size], bs)  # warm-up
+            t = time.perf_counter()
+            baseline.classify("zh", texts, bs)
+            row[f"{name}_texts_per_s"] = len(texts) / (time.perf_counter() - t)
+            print(f"  {ref:<22} {name:<8}{row[f'{name}_texts_per_s']:8.1f} texts/s", flush=True)
+        del baseline
+        out[ref] = row
+    if len(refs) > 1:
+        out["ratio_last_over_first"] = out[refs[-1]]["texts_per_s"] / out[refs[0]]["texts_per_s"]
+    out["n"] = len(texts)
+    return out
+
+
 def machine() -> dict:
     import torch
     import transformers
@@ -285,6 +339,16 @@ def machine() -> dict:
 
 def print_table(result: dict) -> None:
     tp, lat, conc = result.get("throughput"), result.get("latency"), result.get("concurrency")
+    zh = result.get("zh_routes")
+    if zh:
+        print(f"\n== Chinese route: /v1/sentiment with each model, same run, {zh['n']} ChnSentiCorp test reviews ==")
+        print(f"{'zh model':<26}{'ours/s':>10}{'pipeline/s':>12}{'pipe bs/s':>11}{'accuracy':>10}")
+        for ref, row in zh.items():
+            if isinstance(row, dict):
+                print(f"{ref:<26}{row['texts_per_s']:>10.1f}{row['pipeline_texts_per_s']:>12.1f}"
+                      f"{row[next(k for k in row if k.startswith('pipeline_bs'))]:>11.1f}{row['accuracy'] * 100:>10.2f}")
+        if "ratio_last_over_first" in zh:
+            print(f"last / first: {zh['ratio_last_over_first']:.1f}x")
     print("\n== sentiment: ours (HTTP /v1/sentiment) vs transformers.pipeline, same weights, same texts ==")
     if tp:
         print(f"{'throughput (texts/s)':<26}{'en':>10}{'zh':>10}{'all':>10}   accuracy en / zh")
@@ -318,13 +382,17 @@ def main() -> int:
     ap.add_argument("--quantize", choices=["none", "int8"], default=None,
                     help="the server's sentiment_quantize (default: the configured one)")
     ap.add_argument("--batch-wait-ms", type=float, default=None, help="the server's sentiment_batch_wait_ms")
-    ap.add_argument("--parts", default="throughput,latency,concurrency", help="comma list of the parts to run")
+    ap.add_argument("--parts", default="throughput,latency,concurrency",
+                    help="comma list of the parts to run (throughput, latency, concurrency, zh-routes)")
+    ap.add_argument("--zh-models", default="", help="zh-routes: comma list of Chinese sentiment models to compare "
+                    "(e.g. sentiment-zh,sentiment-zh-me5; adds the part)")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "var/bench", help="merged models for the baseline")
     ap.add_argument("--json", type=Path, default=ROOT / "runs/bench-sentiment.json")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--server-home", help=argparse.SUPPRESS)
     ap.add_argument("--model-cache", help=argparse.SUPPRESS)
     ap.add_argument("--no-batching", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--sentiment-model-zh", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.serve:
@@ -340,12 +408,20 @@ def main() -> int:
     use_offline_hub_for_local_models(settings)
     configure_torch(settings)
     parts = set(args.parts.split(","))
+    zh_refs = [r.strip() for r in args.zh_models.split(",") if r.strip()]
+    if zh_refs:
+        parts.add("zh-routes")
     refs = {"en": settings.sentiment_model, "zh": settings.sentiment_model_zh or settings.sentiment_model}
     result: dict = {"machine": machine(), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                                                    if k not in ("serve", "server_home", "no_batching", "model_cache")},
+                                                    if k not in ("serve", "server_home", "no_batching", "model_cache", "sentiment_model_zh")},
                     "models": refs}
     print(f"machine: {result['machine']}", flush=True)
     data = workload(args.n, settings.max_text_chars)
+    if "zh-routes" in parts:
+        print("zh routes:", flush=True)
+        result["zh_routes"] = zh_routes(args, zh_refs or [refs["zh"]], data["zh"])
+    if not parts & {"throughput", "latency", "concurrency"}:
+        return finish(args, result)
     baseline = Baseline(refs, args.work_dir) if parts & {"throughput", "latency"} else None
     server = Server(args)
     try:
@@ -368,6 +444,10 @@ def main() -> int:
             result["concurrency"]["no micro-batching"] = concurrency(args, plain, texts, "no micro-batching")
         finally:
             plain.close()
+    return finish(args, result)
+
+
+def finish(args, result: dict) -> int:
     print_table(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False))

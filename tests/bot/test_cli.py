@@ -161,7 +161,7 @@ def test_models_list(capsys, tmp_path):
     lines = capsys.readouterr().out.strip().split("\n\n")[0].splitlines()
     kinds = {line.split()[0]: line.split()[1] for line in lines}
     assert kinds == {"minilm-l6": "packaged", "smollm2-135m": "packaged", "gemma3-270m": "packaged", "me5-small": "packaged",
-                     "sentiment-en": "shipped", "sentiment-zh": "shipped", "intent-bitext": "shipped",
+                     "sentiment-en": "shipped", "sentiment-zh": "shipped", "sentiment-zh-me5": "shipped", "intent-bitext": "shipped",
                      "chat-bitext": "shipped"}
 
 

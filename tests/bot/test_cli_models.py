@@ -59,7 +59,7 @@ def test_list_shows_packaged_models_and_the_configured_defaults(capsys, home):
     assert "minilm-l6" in out and "packaged" in out and "sentiment-en" in out and "shipped" in out
     assert section(out, "sentiment/default") == [
         "sentiment/default  (no version active; serving the configured default: sentiment-en)"]
-    assert section(out, "sentiment/zh")[0].endswith("configured default: sentiment-zh)")
+    assert section(out, "sentiment/zh")[0].endswith("configured default: sentiment-zh-me5)")
     assert section(out, "chat/default")[0].endswith("configured default: chat-bitext)")
 
     assert main(["models", "list", "--home", str(home), "--sentiment-model-zh", "none"]) == 0

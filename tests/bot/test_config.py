@@ -13,7 +13,7 @@ def test_defaults(tmp_path):
     assert s.home == Path("var")
     assert s.port == 7860
     assert s.host == "127.0.0.1"
-    assert s.sentiment_model_zh == "sentiment-zh"
+    assert s.sentiment_model_zh == "sentiment-zh-me5"
 
 
 def test_reads_supportbot_env_vars(monkeypatch, tmp_path):

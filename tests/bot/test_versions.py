@@ -134,12 +134,12 @@ def test_activate_registers_the_default_and_rollback_returns_to_it(session, sett
 def test_a_route_gets_its_own_baseline(session, settings, tmp_path):
     candidate(session, tmp_path, name="sentiment-zh-v3", route="zh")
     versions.activate(session, settings, "sentiment-zh-v3")
-    baseline = repo.get_model_version_by_name(session, task="sentiment", name="sentiment-zh")
+    baseline = repo.get_model_version_by_name(session, task="sentiment", name="sentiment-zh-me5")
     assert baseline is not None and baseline.route == "zh"
     routes = versions.versions_public(session, settings)["sentiment"]["routes"]
     assert routes == {"default": {"active": None, "configured_default": "sentiment-en"},
-                      "zh": {"active": "sentiment-zh-v3", "configured_default": "sentiment-zh"}}
-    assert versions.rollback(session, settings, "sentiment", route="zh").name == "sentiment-zh"
+                      "zh": {"active": "sentiment-zh-v3", "configured_default": "sentiment-zh-me5"}}
+    assert versions.rollback(session, settings, "sentiment", route="zh").name == "sentiment-zh-me5"
     with pytest.raises(InputError, match="nothing to roll back to: sentiment/default"):
         versions.rollback(session, settings, "sentiment")
 

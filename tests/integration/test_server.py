@@ -48,6 +48,7 @@ def test_health_metrics_and_ui(server):
     health = httpx.get(server["url"] + "/healthz", timeout=30).json()
     assert health["status"] == "ok" and health["database"] == "ok"
     assert "sentiment" in health["models"]
+    assert "sentiment-zh-me5" in str(health["models"]["sentiment"])  # the Chinese route: me5-small (issue 16)
     metrics = httpx.get(server["url"] + "/metrics", timeout=30).text
     assert "supportbot_http_requests_total" in metrics
     page = httpx.get(server["url"] + "/", timeout=30)

@@ -40,7 +40,7 @@ def test_list_shows_every_task_with_its_configured_routes(client, runtime, tmp_p
     body = client.get("/v1/model-versions").json()
     assert set(body) == {"sentiment", "intent", "chat"}
     assert body["sentiment"] == {"routes": {"default": {"active": None, "configured_default": "sentiment-en"},
-                                            "zh": {"active": None, "configured_default": "sentiment-zh"}},
+                                            "zh": {"active": None, "configured_default": "sentiment-zh-me5"}},
                                  "versions": []}
     assert body["intent"]["routes"] == {"default": {"active": None, "configured_default": None}}  # intent off
     assert body["chat"]["routes"]["default"]["configured_default"] == "chat-bitext"
