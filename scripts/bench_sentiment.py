@@ -349,7 +349,8 @@ def print_table(result: dict) -> None:
                       f"{row[next(k for k in row if k.startswith('pipeline_bs'))]:>11.1f}{row['accuracy'] * 100:>10.2f}")
         if "ratio_last_over_first" in zh:
             print(f"last / first: {zh['ratio_last_over_first']:.1f}x")
-    print("\n== sentiment: ours (HTTP /v1/sentiment) vs transformers.pipeline, same weights, same texts ==")
+    if tp or lat or conc:
+        print("\n== sentiment: ours (HTTP /v1/sentiment) vs transformers.pipeline, same weights, same texts ==")
     if tp:
         print(f"{'throughput (texts/s)':<26}{'en':>10}{'zh':>10}{'all':>10}   accuracy en / zh")
         for name in [k for k in tp if k != "n" and not k.startswith("ratio")]:
