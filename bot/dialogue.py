@@ -25,7 +25,7 @@ from bot.guard import check_message, check_metadata, check_name
 from bot.intent import IntentService
 from bot.redaction import Redactor
 from bot.sealing import Sealer
-from bot.retrieval import EMBEDDING_WEIGHT, Hit, KnowledgeIndex, reads
+from bot.retrieval import Hit, KnowledgeIndex
 from bot.sentiment import SentimentService
 from storage.models import Conversation, Message
 from storage.repositories import conversations as repo
@@ -278,9 +278,12 @@ class DialogueEngine:
                 streak = 0
                 top = hits[0]
                 # the sentences that answer this question (a second article when it covers more)
-                embedder = getattr(index, "embedder", None)
-                embed = embedder.embed if reads(embedder, language) and EMBEDDING_WEIGHT.get(language) else None
-                selected = grounding.select(text, hits, embed=embed)
+                encoder = index.embedder_for(language)
+                embed = encoder.embed if encoder is not None else None
+                threshold = self.config.answer_threshold
+                also = grounding.other_questions(text, top, lambda clause: [
+                    h for h in index.search(clause, language=language, k=1, intent=None) if h.score >= threshold])
+                selected = grounding.select(text, hits, embed=embed, also=also)
                 used = list({id(x.hit): x.hit for x in selected}.values()) or [top]
                 sources = [h.public() for h in used]
                 pieces: list[str] = []

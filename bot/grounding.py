@@ -26,17 +26,21 @@ import numpy as np
 
 from bot.retrieval import Hit, terms
 
-MAX_SENTENCES = 3
+MAX_SENTENCES = 5
 MAX_WORDS = 80  # English replies: what a person reads at a glance
 MAX_CHARS = 150  # Chinese replies
 LEAD_BONUS = 0.08  # the article's first sentence
-KEEP_RATIO = 0.55  # other sentences stay if they score at least this share of the best
-SECOND_ARTICLE_RATIO = 0.7  # a second article is considered when it scores this share of the first
+KEEP_RATIO = 0.0  # sentences by score until the length budget is spent (raise to keep only strong ones)
+SECOND_ARTICLE_SENTENCES = 2  # from an article that answers a second question in the turn
 
 # A sentence ends at . ! ? followed by a space and not inside a number ("$9.90"), an
 # abbreviation ("e.g."), or a web address; or at Chinese 。！？；.
 _EN_END = re.compile(r"(?<!\b[A-Za-z]\.[A-Za-z])(?<!\be\.g)(?<!\bi\.e)(?<![0-9]\.[0-9])([.!?])[\"”')\]]*\s+(?=[\"“'(\[A-Z0-9])")
 _ZH_END = re.compile(r"(?<=[。！？；])")
+_CJK_END = re.compile(r"[\u3400-\u9fff？]$")
+# where a turn's second question starts: after ? ？ ; ；, or at ", and" / "and what|when|how…" / Chinese "，还有"
+_CLAUSE = re.compile(r"(?<=[?？;；])|,?\s+and\s+(?=(?:what|when|where|how|can|could|do|does|is|are|will|why|who)\b)|[，,](?=还有|另外|那|如果不行|不行的话)",
+                     re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,22 @@ def split_sentences(text: str) -> list[str]:
                 start = m.end()
             pieces.append(part[start:])
             out += [p.strip() for p in pieces if p.strip()]
-    return out
+    # An article's own question ("Didn't get the code?") is a heading for the sentence
+    # after it: alone it answers nothing.
+    merged: list[str] = []
+    for sentence in out:
+        if merged and merged[-1].endswith(("?", "？")):
+            merged[-1] += ("" if _CJK_END.search(merged[-1]) else " ") + sentence
+        else:
+            merged.append(sentence)
+    return merged
+
+
+def clauses(question: str) -> list[str]:
+    """The questions inside one customer turn: "How do I return it? When is the refund?"
+    and "How do I delete my account, and what happens to my gift card?" are two each."""
+    parts = [p.strip() for p in _CLAUSE.split(question) if p and p.strip()]
+    return [p for p in parts if len(terms(p)) >= 1] or [question]
 
 
 def _idf(question_terms: set[str], sentences: Sequence[list[str]]) -> dict[str, float]:
@@ -71,43 +90,60 @@ def _coverage(q: set[str], s: set[str], idf: dict[str, float]) -> float:
     return sum(idf[t] for t in q & s) / total if total else 0.0
 
 
-def select(question: str, hits: Sequence[Hit], *, embed=None, max_sentences: int = MAX_SENTENCES) -> list[Selected]:
-    """The sentences of `hits` (best first, as retrieved) that answer `question`. `embed`:
-    texts -> normalised vectors (None: lexical only)."""
+def select(question: str, hits: Sequence[Hit], *, embed=None, max_sentences: int = MAX_SENTENCES,
+           also: Sequence[tuple[str, Hit]] = ()) -> list[Selected]:
+    """The sentences of `hits[0]` that answer `question`, then for each (clause, article)
+    in `also` (a second question in the turn that another article answers, see
+    `clauses`) the sentences of that article that answer the clause. `embed`: texts ->
+    normalised vectors (None: lexical only). In article order, the first article first."""
     if not hits:
         return []
-    q = set(terms(question))
-    candidates = [hits[0]] + [h for h in hits[1:2] if h.score >= SECOND_ARTICLE_RATIO * hits[0].score]
-    per_hit = [(h, split_sentences(h.body)) for h in candidates]
-    all_sentences = [s for _, ss in per_hit for s in ss]
-    sentence_terms = [set(terms(s)) for s in all_sentences]
+    parts = [(question, hits[0], max_sentences)]
+    seen = {hits[0].id}
+    for clause, hit in also:
+        if hit.id not in seen:
+            seen.add(hit.id)
+            parts.append((clause, hit, SECOND_ARTICLE_SENTENCES))
+    chosen: list[Selected] = []
+    for query, hit, limit in parts:
+        chosen += _best_sentences(query, hit, embed=embed, limit=limit)
+    order = {hit.id: n for n, (_, hit, _) in enumerate(parts)}
+    return sorted(chosen, key=lambda s: (order[s.hit.id], s.position))
+
+
+def other_questions(question: str, first: Hit, search) -> list[tuple[str, Hit]]:
+    """(clause, article) for each question inside the turn (`clauses`) that an article
+    other than `first` answers best. `search`: text -> hits that pass the threshold."""
+    parts = clauses(question)
+    if len(parts) < 2:
+        return []
+    out = []
+    for clause in parts:
+        found = search(clause)
+        if found and found[0].id != first.id and all(found[0].id != h.id for _, h in out):
+            out.append((clause, found[0]))
+    return out
+
+
+def _best_sentences(query: str, hit: Hit, *, embed, limit: int) -> list[Selected]:
+    q = set(terms(query))
+    sentences = split_sentences(hit.body)
+    if not sentences:
+        return []
+    sentence_terms = [set(terms(s)) for s in sentences]
     idf = _idf(q, sentence_terms)
-    similarity = np.zeros(len(all_sentences))
-    if embed is not None and all_sentences:
-        vectors = embed([question] + all_sentences)
+    similarity = np.zeros(len(sentences))
+    if embed is not None:
+        vectors = embed([query] + sentences)
         similarity = np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
-    scored: list[Selected] = []
-    i = 0
-    for h, sentences in per_hit:
-        for position, sentence in enumerate(sentences):
-            lexical = _coverage(q, sentence_terms[i], idf)
-            score = (0.5 * lexical + 0.5 * float(similarity[i])) if embed is not None else lexical
-            scored.append(Selected(h, sentence, score + (LEAD_BONUS if position == 0 else 0.0), position))
-            i += 1
-    first = [s for s in scored if s.hit is hits[0]]
-    best = max(first, key=lambda s: s.score)
-    chosen = [s for s in sorted(first, key=lambda s: -s.score)
-              if s is best or s.score >= KEEP_RATIO * best.score][:max_sentences]
-    # a second article, if it covers question terms the chosen sentences leave out
-    covered = set().union(*(set(terms(s.text)) for s in chosen))
-    missing = q - covered
-    if len(candidates) > 1 and missing and _coverage(q, q - covered, idf) >= 0.3:
-        second = [s for s in scored if s.hit is candidates[1]]
-        useful = max(second, key=lambda s: _coverage(missing, set(terms(s.text)), idf), default=None)
-        if useful is not None and _coverage(missing, set(terms(useful.text)), idf) >= 0.5:
-            chosen = chosen[: max_sentences - 1] + [useful]
-    order = {id(h): n for n, h in enumerate(candidates)}
-    return sorted(chosen, key=lambda s: (order[id(s.hit)], s.position))
+    scored = []
+    for position, sentence in enumerate(sentences):
+        lexical = _coverage(q, sentence_terms[position], idf)
+        score = (0.5 * lexical + 0.5 * float(similarity[position])) if embed is not None else lexical
+        scored.append(Selected(hit, sentence, score + (LEAD_BONUS if position == 0 else 0.0), position))
+    best = max(scored, key=lambda s: s.score)
+    return [s for s in sorted(scored, key=lambda s: -s.score)
+            if s is best or s.score >= KEEP_RATIO * best.score][:limit]
 
 
 def compose(selected: Sequence[Selected], *, language: str, upset: bool, apology: str = "") -> str:

@@ -139,14 +139,21 @@ def read_article_files(paths: Iterable[str | Path]) -> list[Article]:
     return articles
 
 
-def import_articles(session: Session, articles: list[Article], embedder: Embedder | None) -> int:
-    """Upsert the articles with their embeddings; returns how many were written."""
+def import_articles(session: Session, articles: list[Article], embedder) -> int:
+    """Upsert the articles with their embeddings, each made by the encoder of its language
+    (`embedder`: one encoder, a `bot.retrieval.Embedders`, or None); returns how many were
+    written."""
     from storage.repositories.kb_articles import upsert_kb_article
 
-    vectors = embedder.embed([a.text for a in articles]) if embedder is not None and articles else None
+    route = getattr(embedder, "for_language", None)
+    encoders = [route(a.language) if route else embedder for a in articles]
+    vectors: dict[int, np.ndarray] = {}
+    for encoder in {id(e): e for e in encoders if e is not None}.values():
+        members = [i for i, e in enumerate(encoders) if e is encoder]
+        vectors.update(zip(members, encoder.embed([articles[i].text for i in members])))
     for i, a in enumerate(articles):
-        kwargs = ({"embedding": vectors[i].astype(np.float32).tobytes(), "embedding_model": embedder.name}
-                  if vectors is not None else {})
+        kwargs = ({"embedding": vectors[i].astype(np.float32).tobytes(), "embedding_model": encoders[i].name}
+                  if i in vectors else {})
         upsert_kb_article(session, article_id=a.id, title=a.title, body=a.body, language=a.language,
                           tags=a.tags, **kwargs)
     return len(articles)

@@ -1,17 +1,30 @@
-"""Retrieval from the knowledge base: a hybrid of embeddings and BM25.
+"""Retrieval from the knowledge base: a hybrid of embeddings and BM25, in two steps.
 
-Scores are in 0..1 so one threshold decides "found an answer" across queries:
+1. Rank: each candidate by how far it stands out from the other articles of the
+   query's language, for the encoder and for the words,
 
-    score = w * cosine(query, article)  +  (1 - w) * lexical
-    lexical = 0.5 * coverage + 0.5 * bm25 / max_bm25
+       rank = 0.8 * z(cosine) + 0.2 * z(lexical)      (z: standardised over the candidates)
 
-`coverage` is the idf-weighted share of the query's terms that occur in the article
-(absolute: a query about the weather covers nothing), `bm25 / max_bm25` ranks among the
-candidates (Okapi BM25, k1=1.2, b=0.75). The embedding weight `w` is per language and
-applies only to languages the encoder reads (`Embedder.languages`): MiniLM is
-English-only, so with it Chinese queries rank by the lexical part alone, over character
-unigrams and bigrams; multilingual-e5-small (`me5-small`) reads both, with its
-"query: " / "passage: " prefixes.
+   Encoders squeeze similarities into a narrow band (multilingual-e5 puts almost every
+   Chinese article at 0.83-0.91), so the raw cosine ranks poorly; the standardised one
+   does not care where the band lies.
+2. Decide: the score a hit carries (0..1, one threshold decides "found an answer") is
+   absolute, since "stands out from the rest" also holds for the best of bad matches:
+
+       score = 0.9 * (cosine - floor) / (1 - floor)  +  0.1 * lexical
+
+   `floor` is the encoder's unrelated-text similarity (0 for MiniLM, 0.78 for e5).
+   lexical = 0.5 * coverage + 0.5 * bm25 / max_bm25: `coverage` is the idf-weighted share
+   of the query's terms that occur in the article (absolute: a query about the weather
+   covers nothing), `bm25 / max_bm25` ranks among the candidates (Okapi BM25, k1=1.2,
+   b=0.75).
+
+Each language is read by its own encoder (`Embedders`): MiniLM for English,
+multilingual-e5-small (`me5-small`, with its "query: " / "passage: " prefixes) for
+Chinese and every other language MiniLM does not read. Articles are embedded by the
+encoder of their language; a language without an encoder ranks by the lexical part
+alone, over character unigrams and bigrams for Chinese. The weights were chosen on the
+tune half of scripts/data/answers (README "The dialogue: measured").
 """
 
 from __future__ import annotations
@@ -39,8 +52,10 @@ STOPWORDS_EN = frozenset(
     "just please hi hello hey thanks thank any some get got im i'm it's dont don't".split()
 )
 STOPCHARS_ZH = frozenset("的了吗呢吧啊呀是我你他她它们在有和就都也还要请问这那个么什怎")
-EMBEDDING_WEIGHT = {"en": 0.9, "zh": 0.6}  # where the encoder reads the language; others: lexical only
-INTENT_BOOST = 0.15  # added (times the intent's confidence) to articles tagged with the turn's intent
+RANK_LEXICAL = 0.2  # share of the standardised lexical score in the ranking (the rest: the encoder's)
+SCORE_EMBEDDING = 0.9  # share of the encoder's similarity in a hit's score (the rest: lexical)
+INTENT_BOOST = 0.15  # added (times the intent's confidence) to the score of articles tagged with the turn's intent
+INTENT_RANK_BOOST = 0.5  # the same, in the ranking's standard deviations
 
 # Customers and articles name the same things differently: stems mapped to one term.
 _SAME_EN = {
@@ -104,6 +119,31 @@ class Hit:
         return {"id": self.id, "title": self.title, "score": round(self.score, 4)}
 
 
+class Embedders:
+    """The encoders of a knowledge base: each language is read by the first of them that
+    reads it (`reads`), e.g. MiniLM for English and multilingual-e5-small for the rest."""
+
+    def __init__(self, *embedders):
+        self.embedders = [e for e in embedders if e is not None]
+
+    def for_language(self, language: str):
+        return next((e for e in self.embedders if reads(e, language)), None)
+
+    @property
+    def name(self) -> str:
+        return "+".join(e.name for e in self.embedders)
+
+    def __bool__(self) -> bool:
+        return bool(self.embedders)
+
+
+def as_embedders(embedder) -> Embedders:
+    """An `Embedders` from one encoder, several, or none."""
+    if isinstance(embedder, Embedders):
+        return embedder
+    return Embedders(embedder)
+
+
 def reads(embedder, language: str) -> bool:
     """Whether `embedder` was trained on `language` (None: every language)."""
     languages = getattr(embedder, "languages", ("en",))
@@ -119,6 +159,8 @@ class MiniLMEmbedder:
         self.name, self.tokenizer, self.model, self.max_length = name, tokenizer, model, max_length
         self.passage_prefix, self.query_prefix = ("passage: ", "query: ") if e5 else ("", "")
         self.languages = None if e5 else ("en",)
+        # cosine of unrelated texts: e5 models put almost everything above 0.75
+        self.cosine_floor = 0.78 if e5 else 0.0
         self._lock = threading.Lock()
 
     @classmethod
@@ -168,10 +210,19 @@ class KnowledgeIndex:
 
     k1, b = 1.2, 0.75
 
-    def __init__(self, articles: Sequence[Article], vectors: np.ndarray | None, embedder: Embedder | None):
+    def __init__(self, articles: Sequence[Article], vectors, embedder: "Embedder | Embedders | None"):
+        """`vectors`: (n, d) normalised rows made by `embedder` (one encoder), or
+        {encoder name: (article indices, (m, d) rows)} when `embedder` is an `Embedders`;
+        None: lexical only."""
         self.articles = list(articles)
+        self.embedders = as_embedders(embedder)
         self.embedder = embedder
-        self.vectors = vectors  # (n, d) normalised, or None: lexical only
+        if vectors is None:
+            self._vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        elif isinstance(vectors, dict):
+            self._vectors = dict(vectors)
+        else:
+            self._vectors = {getattr(embedder, "name", None): (np.arange(len(self.articles)), vectors)}
         counts = [Counter(terms(a.text)) for a in self.articles]  # per article; dropped after the build
         self._lengths = np.array([sum(d.values()) for d in counts], dtype=np.float32)
         self._avg_len = float(self._lengths.mean()) if len(counts) else 1.0
@@ -220,6 +271,15 @@ class KnowledgeIndex:
             covered[idx] += idf
         return bm25, covered / total
 
+    def embedded(self) -> dict[str, int]:
+        """How many articles each encoder embedded."""
+        return {name: len(rows) for name, (rows, _) in self._vectors.items()}
+
+    def embedder_for(self, language: str):
+        """The encoder that reads `language` and embedded its articles (None: lexical only)."""
+        encoder = self.embedders.for_language(language)
+        return encoder if encoder is not None and getattr(encoder, "name", None) in self._vectors else None
+
     def search(self, query: str, *, language: str | None = None, k: int = 3, intent=None) -> list[Hit]:
         """The k best articles for the query, best first. With a language, articles in
         that language are preferred; the others are searched only if it has none.
@@ -233,17 +293,33 @@ class KnowledgeIndex:
         bm25, coverage = self._lexical(terms(query))
         top = float(bm25[mask].max()) if mask.any() else 0.0
         lexical = 0.5 * coverage + 0.5 * (bm25 / top if top > 0 else 0.0)
-        w = EMBEDDING_WEIGHT.get(language, 0.0) if self.vectors is not None and reads(self.embedder, language) else 0.0
-        score = lexical * (1 - w)
-        if w > 0:
-            q = embed_query(self.embedder, query)
-            score = score + w * np.clip(self.vectors @ q, 0.0, 1.0)
+        score, rank = lexical, lexical
+        encoder = self.embedder_for(language)
+        if encoder is not None:
+            rows, matrix = self._vectors[encoder.name]
+            embedded = np.zeros(len(self.articles), dtype=bool)
+            embedded[rows] = True
+            mask = mask & embedded if (mask & embedded).any() else mask
+            cosine = np.zeros(len(self.articles), dtype=np.float32)
+            cosine[rows] = matrix @ embed_query(encoder, query)
+            floor = getattr(encoder, "cosine_floor", 0.0)
+            similarity = np.clip((cosine - floor) / (1.0 - floor), 0.0, 1.0)
+            score = SCORE_EMBEDDING * similarity + (1 - SCORE_EMBEDDING) * lexical
+            rank = (1 - RANK_LEXICAL) * _standardised(cosine, mask) + RANK_LEXICAL * _standardised(lexical, mask)
         if intent is not None and intent.label in self._tagged:
-            score = score + INTENT_BOOST * float(intent.score) * self._tagged[intent.label]
-        score = np.minimum(np.where(mask, score, -1.0), 1.0)
-        order = top_k(score, k)
+            tagged = float(intent.score) * self._tagged[intent.label]
+            score = score + INTENT_BOOST * tagged
+            rank = rank + (INTENT_RANK_BOOST if encoder is not None else INTENT_BOOST) * tagged
+        score = np.minimum(score, 1.0)
+        order = top_k(np.where(mask, rank, -np.inf), k)
         return [Hit(a.id, a.title, a.body, a.language, float(score[i]))
-                for i in order if score[i] >= 0 for a in [self.articles[i]]]
+                for i in order if mask[i] for a in [self.articles[i]]]
+
+
+def _standardised(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(values - mean) / std over the candidates in `mask`."""
+    candidates = values[mask]
+    return (values - candidates.mean()) / (candidates.std() + 1e-6)
 
 
 def embed_query(embedder, text: str) -> np.ndarray:
@@ -265,28 +341,35 @@ def top_k(score: np.ndarray, k: int) -> np.ndarray:
     return candidates[np.argsort(neg[candidates], kind="stable")][:k]
 
 
-def build_index(session, embedder: Embedder | None) -> KnowledgeIndex:
-    """The index over every stored article. Missing embeddings (imported without an
-    embedder) are computed here."""
+def build_index(session, embedder: "Embedder | Embedders | None") -> KnowledgeIndex:
+    """The index over every stored article, each embedded by its language's encoder
+    (`embedder`: one encoder or an `Embedders`). Vectors that are missing or were made by
+    another encoder are computed here and stored on the rows (the caller commits)."""
     from storage.repositories.kb_articles import list_kb_articles
 
     rows = list_kb_articles(session)
     articles = [Article(r.id, r.title, r.body, r.language, list(r.tags or [])) for r in rows]
-    vectors = None
-    if embedder is not None and rows:
-        name = getattr(embedder, "name", None)
+    embedders = as_embedders(embedder)
+    groups: dict[str, list[int]] = {}
+    encoders = {}
+    for i, r in enumerate(rows):
+        encoder = embedders.for_language(r.language)
+        if encoder is not None:
+            groups.setdefault(encoder.name, []).append(i)
+            encoders[encoder.name] = encoder
+    vectors = {}
+    for name, members in groups.items():
         # missing, or made by another encoder (rows older than the column have none recorded)
-        missing = [i for i, r in enumerate(rows)
-                   if not r.embedding or (r.embedding_model is not None and r.embedding_model != name)
-                   or (r.embedding_model is None and name is not None and _foreign(name))]
-        fresh = dict(zip(missing, embedder.embed([articles[i].text for i in missing]))) if missing else {}
+        stale = [i for i in members
+                 if not rows[i].embedding or (rows[i].embedding_model is not None and rows[i].embedding_model != name)
+                 or (rows[i].embedding_model is None and name is not None and _foreign(name))]
+        fresh = dict(zip(stale, encoders[name].embed([articles[i].text for i in stale]))) if stale else {}
         for i, vector in fresh.items():  # stored, so the next start does not embed them again
             rows[i].embedding, rows[i].embedding_model = vector.astype(np.float32).tobytes(), name
-        vecs = [np.frombuffer(r.embedding, dtype=np.float32) if r.embedding else fresh[i]
-                for i, r in enumerate(rows)]
-        dims = {v.shape[0] for v in vecs}
-        vectors = np.stack(vecs) if len(dims) == 1 else None  # mixed encoders: re-import to fix
-    return KnowledgeIndex(articles, vectors, embedder)
+        vecs = [fresh[i] if i in fresh else np.frombuffer(rows[i].embedding, dtype=np.float32) for i in members]
+        if len({v.shape[0] for v in vecs}) == 1:
+            vectors[name] = (np.array(members), np.stack(vecs))
+    return KnowledgeIndex(articles, vectors if embedders else None, embedders)
 
 
 def _foreign(name: str) -> bool:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def use_offline_hub_for_local_models(settings: Settings) -> None:
     """Packaged/local models need no network: tell huggingface_hub before it is imported."""
     refs = [settings.sentiment_model, settings.sentiment_model_zh, settings.chat_model, settings.embedding_model,
-            settings.intent_model]
+            settings.embedding_model_multilingual, settings.intent_model]
     if all(r is None or r in PACKAGED or r in SHIPPED or os.path.isdir(r) for r in refs):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -262,10 +262,16 @@ class Runtime:
 
     @property
     def embedder(self):
-        from bot.retrieval import MiniLMEmbedder
+        from bot.retrieval import Embedders, MiniLMEmbedder, reads
 
-        return self._service("embedder", lambda: MiniLMEmbedder.load(self.settings.embedding_model,
-                                                                     self.settings.model_cache_dir))
+        def load():
+            s = self.settings
+            primary = MiniLMEmbedder.load(s.embedding_model, s.model_cache_dir)
+            if s.embedding_model_multilingual is None or reads(primary, "zh"):
+                return Embedders(primary)
+            return Embedders(primary, MiniLMEmbedder.load(s.embedding_model_multilingual, s.model_cache_dir))
+
+        return self._service("embedder", load)
 
     @property
     def generator(self):

@@ -4,8 +4,8 @@ framing and length."""
 
 from __future__ import annotations
 
-from bot.grounding import MAX_CHARS, MAX_WORDS, compose, select, split_sentences
-from bot.retrieval import Hit
+from bot.grounding import MAX_CHARS, MAX_WORDS, clauses, compose, other_questions, select, split_sentences
+from bot.retrieval import Hit, terms
 
 CANCEL = Hit("en-cancel", "Cancelling an order", (
     "You can cancel an order under My Orders as long as it has not shipped. "
@@ -38,14 +38,38 @@ def test_the_sentence_that_answers_is_chosen_not_the_first_ones():
     assert any("9.9 元" in s.text for s in chosen)
 
 
+def _search(*hits):
+    """A stand-in retrieval: the hit whose body shares the most words with the clause."""
+    def search(clause):
+        words = set(terms(clause))
+        best = max(hits, key=lambda h: len(words & set(terms(h.title + " " + h.body))) / len(set(terms(h.body))))
+        return [best] if best.score >= 0.35 else []
+    return search
+
+
+def test_a_turn_is_split_into_its_questions():
+    assert clauses("How do I cancel my order, and how long does the card refund take?") == [
+        "How do I cancel my order", "how long does the card refund take?"]
+    assert clauses("衣服不合适想退，怎么寄回去？钱多久能退回来？") == ["衣服不合适想退，怎么寄回去？", "钱多久能退回来？"]
+    assert clauses("Is there a fee if I cancel before it ships?") == ["Is there a fee if I cancel before it ships?"]
+
+
 def test_a_second_article_joins_for_a_second_question_and_not_otherwise():
-    two = select("How do I cancel my order, and how long does the card refund take?", [CANCEL, REFUND])
-    assert {s.hit.id for s in two} == {"en-cancel", "en-refund"}
+    question = "How do I cancel my order, and how long does the card refund take?"
+    also = other_questions(question, CANCEL, _search(CANCEL, REFUND))
+    assert [h.id for _, h in also] == ["en-refund"]
+    two = select(question, [CANCEL], also=also)
+    assert [s.hit.id for s in two][0] == "en-cancel" and {s.hit.id for s in two} == {"en-cancel", "en-refund"}
     assert any("5-7 business days" in s.text for s in two)
-    one = select("How do I cancel my order?", [CANCEL, REFUND])
-    assert {s.hit.id for s in one} == {"en-cancel"}
-    far = Hit(REFUND.id, REFUND.title, REFUND.body, "en", 0.2)  # too weak a match to join
-    assert {s.hit.id for s in select("cancel order, card refund time?", [CANCEL, far])} == {"en-cancel"}
+    assert other_questions("How do I cancel my order?", CANCEL, _search(CANCEL, REFUND)) == []
+    far = Hit(REFUND.id, REFUND.title, REFUND.body, "en", 0.2)  # below the answer threshold: does not join
+    assert other_questions(question, CANCEL, _search(CANCEL, far)) == []
+
+
+def test_an_articles_own_question_stays_with_its_answer():
+    body = "Enter the code. Didn't get the code? Check your spam folder and wait 60 seconds.\n收不到验证码？请等 60 秒。"
+    assert split_sentences(body) == ["Enter the code.", "Didn't get the code? Check your spam folder and wait 60 seconds.",
+                                     "收不到验证码？请等 60 秒。"]
 
 
 def test_the_reply_leads_with_an_apology_when_upset_and_stays_short():
