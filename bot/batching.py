@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Sequence, TypeVar
 
-from bot.errors import ModelLoadError
+from core.errors import ModelLoadError
 
 T = TypeVar("T")
 R = TypeVar("R")

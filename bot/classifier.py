@@ -1,6 +1,6 @@
 """A text classifier: tokenizer + sequence-classification model, batched with dynamic padding.
 
-Loads any model reference (bot.model_refs): a plain transformers classifier, or a
+Loads any model reference (core.model_refs): a plain transformers classifier, or a
 supportbot adapter directory (LoRA adapter + head + label map on a base model), which is
 merged into the base for inference speed.
 """
@@ -17,8 +17,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from bot.errors import ModelLoadError
-from bot.model_refs import ResolvedModel, resolve
+from core.errors import ModelLoadError
+from core.model_refs import ResolvedModel, resolve
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from bot.config import Settings, settings_with
-from bot.errors import SupportbotError
+from core.config import Settings, settings_with
+from core.errors import SupportbotError
 
 log = logging.getLogger("supportbot")
 
@@ -362,7 +362,7 @@ def cmd_users(args) -> int:
 
 def cmd_models(args) -> int:
     settings = _settings(args)
-    from bot.model_refs import PACKAGED, SHIPPED, resolve
+    from core.model_refs import PACKAGED, SHIPPED, resolve
 
     if args.action == "prepare":
         for name in args.names or [settings.sentiment_model, settings.sentiment_model_zh, settings.chat_model,
@@ -389,7 +389,7 @@ def _version_session(settings: Settings):
     """A session on the (migrated) database; its failures are one-line errors."""
     from sqlalchemy.exc import OperationalError
 
-    from bot.errors import DatabaseUnavailableError
+    from core.errors import DatabaseUnavailableError
     from storage.db import make_engine, make_session_factory, upgrade
 
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -427,7 +427,7 @@ def _list_model_versions(settings: Settings) -> None:
 
 def _models_change(args, settings: Settings) -> int:
     from bot import versions
-    from bot.errors import InputError
+    from core.errors import InputError
 
     if len(args.names) != 1:
         what = "VERSION (a name or id)" if args.action == "activate" else "TASK"

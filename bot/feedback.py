@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import sessionmaker
 
 from bot.callers import OPERATOR, Caller
-from bot.errors import ConflictError, InputError, NotFoundError
+from core.errors import ConflictError, InputError, NotFoundError
 from bot.guard import check_message
 from bot.redaction import Redactor
 from bot.sealing import Sealer

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
-from bot.errors import ModelLoadError, SupportbotError
+from core.errors import ModelLoadError, SupportbotError
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class LocalGenerator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from bot.classifier import quiet_transformers
-        from bot.model_refs import resolve
+        from core.model_refs import resolve
 
         resolved = resolve(ref, cache_dir)
         adapter = None

@@ -21,7 +21,7 @@ import re
 import unicodedata
 from typing import Any
 
-from bot.errors import InputError, PayloadTooLargeError
+from core.errors import InputError, PayloadTooLargeError
 
 # Invisible characters that change how a text reads or splits, but carry nothing a
 # customer means: zero-width, joiners, word joiner, BOM, soft hyphen, bidi marks,

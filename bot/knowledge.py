@@ -18,7 +18,7 @@ from typing import Iterable, Protocol
 import numpy as np
 from sqlalchemy.orm import Session
 
-from bot.errors import InputError
+from core.errors import InputError
 from bot.language import detect_language
 
 DEMO_KB_DIR = Path(__file__).parent / "demo_kb"

@@ -19,7 +19,7 @@ import math
 import threading
 import time
 
-from bot.errors import SupportbotError
+from core.errors import SupportbotError
 
 log = logging.getLogger(__name__)
 

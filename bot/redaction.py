@@ -80,7 +80,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-PII_KINDS: tuple[str, ...] = ("email", "phone", "card", "cn_id", "iban", "address")
+from core.pii import PII_KINDS, parse_pii_kinds
 
 PLACEHOLDERS: dict[str, str] = {
     "email": "[EMAIL]",
@@ -474,14 +474,7 @@ class Redactor:
     def from_setting(cls, value: str | None) -> Redactor:
         """None or "all" -> every kind; "" or "none" -> nothing; else a comma-separated
         list of kinds, e.g. "email,phone" (case and spaces ignored)."""
-        if value is None:
-            return cls(PII_KINDS)
-        text = value.strip().lower()
-        if text == "all":
-            return cls(PII_KINDS)
-        if text in ("", "none"):
-            return cls(())
-        return cls(part.strip() for part in text.split(",") if part.strip())
+        return cls(parse_pii_kinds(value))
 
     @property
     def kinds(self) -> tuple[str, ...]:

@@ -23,8 +23,8 @@ from typing import Any, Callable
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from bot.config import Settings
-from bot.model_refs import PACKAGED, SHIPPED
+from core.config import Settings
+from core.model_refs import PACKAGED, SHIPPED
 
 log = logging.getLogger(__name__)
 

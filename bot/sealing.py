@@ -12,7 +12,7 @@ Make a key with:
 
 from __future__ import annotations
 
-from bot.errors import SupportbotError
+from core.errors import SupportbotError
 
 
 class SealingError(SupportbotError):

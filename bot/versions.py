@@ -20,9 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bot.config import Settings
-from bot.errors import InputError, NotFoundError
-from bot.model_refs import HUB_ID, PACKAGED, SHIPPED, SHIPPED_DIR
+from core.config import Settings
+from core.errors import InputError, NotFoundError
+from core.model_refs import HUB_ID, PACKAGED, SHIPPED, SHIPPED_DIR
 from storage.models import DEFAULT_ROUTE, TASKS, ModelVersion
 from storage.repositories import model_versions as repo
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TypeVar
 
-from bot.errors import InputError
+from core.errors import InputError
 
 T = TypeVar("T")
 

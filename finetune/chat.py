@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bot.errors import InputError, ModelLoadError
+from core.errors import InputError, ModelLoadError
 from finetune import chat_data
 from finetune import data as datalib
 from finetune.args import parse_args
@@ -230,7 +230,7 @@ def load_base_lm(resolved, *, quantization_config=None, device_map=None):
 def load_chat_model(ref: str, cache_dir: Path):
     """(tokenizer, model in eval mode, adapter meta or None) for a model reference or a chat
     adapter directory; an adapter goes on its base in full precision, whatever it was trained on."""
-    from bot.model_refs import resolve
+    from core.model_refs import resolve
 
     resolved = resolve(ref, cache_dir)
     if not resolved.adapter:
@@ -258,8 +258,8 @@ def run(args: ChatArgs) -> dict:
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
-    from bot.config import settings_with
-    from bot.model_refs import resolve
+    from core.config import settings_with
+    from core.model_refs import resolve
     from finetune.perplexity import perplexity
     from finetune.run_record import RunRecorder
 

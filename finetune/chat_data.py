@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import InputError
+from core.errors import InputError
 
 ROLES = ("system", "user", "assistant")
 IGNORE_INDEX = -100  # labels with this value are left out of the loss (torch cross_entropy's default)

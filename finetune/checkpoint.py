@@ -9,7 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
-from bot.errors import InputError
+from core.errors import InputError
 
 
 def keep_4bit_weights_trainable_on_cpu(model) -> None:

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bot.errors import InputError
+from core.errors import InputError
 from finetune import data as datalib
 from finetune.args import parse_args
 from finetune.checkpoint import (copy_mapped_weights, enable_gradient_checkpointing, keep_4bit_weights_trainable_on_cpu,
@@ -78,7 +78,7 @@ class ClassifierArgs:
     # T > 1 shows the student the teacher's ranking of the wrong labels; the loss is scaled by
     # T^2 so its gradients keep their size as T changes (Hinton et al. 2015, section 2).
     temperature: float = field(default=2.0, metadata={"help": "softmax temperature of the distillation loss"})
-    # AMX tiles run bf16 matrix products ~4x faster than fp32 on the same cores (bot.hardware);
+    # AMX tiles run bf16 matrix products ~4x faster than fp32 on the same cores (core.hardware);
     # weights, optimizer state and the loss stay fp32 (autocast), so only activations round.
     bf16: str = field(default="auto", metadata={"help": "compute forward passes in bf16 (autocast): on, off or auto (on where the CPU has AMX, off with --qlora/--bits)"})
     class_weights: bool = field(default=False, metadata={"help": "weight the loss by inverse class frequency"})
@@ -109,7 +109,7 @@ class ClassifierArgs:
         if isinstance(self.bf16, bool):
             self.bf16 = "on" if self.bf16 else "off"
         if self.bf16 == "auto":  # resolved here too, so the saved hyperparameters say which
-            from bot.hardware import resolve_bf16
+            from core.hardware import resolve_bf16
 
             self.bf16 = "on" if resolve_bf16("auto", quantized=bool(self.bits)) else "off"
 
@@ -299,8 +299,8 @@ def run(args: ClassifierArgs) -> dict:
     from tqdm.auto import tqdm
 
     from bot.classifier import load_base_classifier, predict_proba
-    from bot.config import settings_with
-    from bot.model_refs import resolve
+    from core.config import settings_with
+    from core.model_refs import resolve
     from finetune.metrics import classification_report
     from finetune.run_record import RunRecorder
 

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import InputError
+from core.errors import InputError
 
 TEXT_COLUMNS = ("text", "sentence", "text_a", "review")
 LABEL_COLUMNS = ("label", "category", "intent")

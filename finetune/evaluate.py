@@ -24,7 +24,7 @@ def evaluate(predict_proba: Callable[[Sequence[str]], np.ndarray], model_labels:
     data_labels = {e.label for e in examples}
     unknown = sorted(data_labels - set(model_labels))
     if unknown:
-        from bot.errors import InputError
+        from core.errors import InputError
 
         raise InputError(f"the data has labels {unknown} the model does not know (model labels: {model_labels})")
     preds: list[str] = []

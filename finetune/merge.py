@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.errors import InputError
+from core.errors import InputError
 from finetune.args import parse_args
 
 log = logging.getLogger("supportbot.finetune")
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> Path:
 def run(args: MergeArgs) -> Path:
     import torch
 
-    from bot.config import settings_with
+    from core.config import settings_with
     from finetune.chat import load_chat_model
 
     meta = json.loads((Path(args.adapter) / "supportbot.json").read_text())

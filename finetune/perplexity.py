@@ -55,7 +55,7 @@ def evaluate_chat(ref: str, data: str | Path, cache_dir: Path, *, max_samples: i
     max_length = (meta or {}).get("max_length", DEFAULT_MAX_LENGTH)
     encoded, dropped = encode_all(tokenizer, conversations, max_length)
     if not encoded:
-        from bot.errors import InputError
+        from core.errors import InputError
 
         raise InputError(f"{data}: no conversation has an assistant token within the first {max_length} tokens")
     result = perplexity(model, eval_batches(encoded, batch_size, tokenizer.pad_token_id))

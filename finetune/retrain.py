@@ -37,8 +37,8 @@ from typing import Callable, Iterator
 
 import sqlalchemy as sa
 
-from bot.config import Settings
-from bot.errors import SupportbotError
+from core.config import Settings
+from core.errors import SupportbotError
 from bot.metrics import RETRAIN_RUNS
 from bot.sentiment import ROUTE_LANGUAGES  # which languages each model route serves
 from storage import export as exports
@@ -237,7 +237,7 @@ def _original_mix(files: list[str], n_new: int, task: str) -> list[str]:
 
 def _train(settings: Settings, task: str, active_ref: str, train_files: list[str], out: Path, version: str) -> None:
     from bot.classifier import read_adapter_meta
-    from bot.model_refs import resolve
+    from core.model_refs import resolve
 
     resolved = resolve(active_ref, settings.model_cache_dir)
     flags = ["--output", str(out), "--version", version, "--database-url", settings.resolved_database_url,

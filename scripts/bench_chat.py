@@ -104,7 +104,7 @@ class Baseline:
     """The chat model in this process, as a user would run it: merged adapter, fp32, generate."""
 
     def __init__(self):
-        from bot.config import settings_with
+        from core.config import settings_with
         from bot.generation import LocalGenerator
         from bot.knowledge import DEMO_KB_DIR, read_article_files
 
@@ -151,7 +151,7 @@ class Baseline:
     def steps(self, question: str, repeats: int) -> dict:
         """In-process time of the steps before generation, as the server's runtime sets
         them up (micro-batched sentiment, intent, the demo knowledge base)."""
-        from bot.config import settings_with
+        from core.config import settings_with
         from bot.runtime import Runtime
 
         home = tempfile.mkdtemp(prefix="bench-chat-steps-")

@@ -179,8 +179,8 @@ def fixed_length_batch(items: list[tuple[list[int], list[int]]], length: int, pa
 def chat_batches(args, n_batches: int):
     """n_batches batches of args.batch_size conversations from the chat data, each exactly args.seq_len
     tokens, encoded as finetune/chat.py does (assistant-only labels)."""
-    from bot.config import settings_with
-    from bot.model_refs import resolve
+    from core.config import settings_with
+    from core.model_refs import resolve
     from finetune import chat_data
     from finetune.chat import ChatArgs, load_tokenizer
 
@@ -204,8 +204,8 @@ def cls_batches(args, n_batches: int):
     import torch
     from transformers import AutoTokenizer
 
-    from bot.config import settings_with
-    from bot.model_refs import resolve
+    from core.config import settings_with
+    from core.model_refs import resolve
     from finetune import data as datalib
     from finetune.classifier import ClassifierArgs
 

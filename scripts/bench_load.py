@@ -84,7 +84,7 @@ STUB_REPLY = ("Thanks for your message! The help article below has the details, 
 def serve(args) -> int:
     import logging
 
-    from bot.config import settings_with
+    from core.config import settings_with
     from bot.runtime import Runtime, use_offline_hub_for_local_models
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -597,7 +597,7 @@ def main() -> int:
     if args.quick:
         args.clients, args.turns = 8, 3
 
-    from bot.config import settings_with
+    from core.config import settings_with
 
     args.model_cache = settings_with().model_cache_dir.resolve()  # the server homes are temporary
     result = {"machine": machine(), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()

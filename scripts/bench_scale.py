@@ -726,7 +726,7 @@ def main() -> int:
     curves = args.only or ["batch", "length", "conversation", "kb"]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from bot.config import settings_with
+    from core.config import settings_with
     from bot.runtime import Runtime, configure_torch, use_offline_hub_for_local_models
 
     started = time.perf_counter()

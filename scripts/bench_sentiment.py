@@ -68,7 +68,7 @@ SHORT_TEXTS = {"en": "Where is my order?", "zh": "请问可以开发票吗？"}
 
 # ---- the server (a subprocess: `bench_sentiment.py --serve PORT`) ----------------------
 def serve(args) -> int:
-    from bot.config import settings_with
+    from core.config import settings_with
     from bot.runtime import Runtime, use_offline_hub_for_local_models
 
     settings = settings_with(home=args.server_home, model_cache=args.model_cache, rate_limit_per_minute=0, ui=False, demo_kb=False,
@@ -151,7 +151,7 @@ def binary_accuracy(scores: list[dict], gold: list[str]) -> float:
 def merged_model_dir(ref: str, work_dir: Path) -> tuple[Path, int]:
     """The adapter merged into a plain transformers directory (made once), and its max_length."""
     from bot.classifier import TextClassifier
-    from bot.config import settings_with
+    from core.config import settings_with
 
     target = work_dir / "merged" / ref
     meta_file = target / "bench.json"
@@ -399,7 +399,7 @@ def main() -> int:
     if args.serve:
         return serve(args)
 
-    from bot.config import settings_with
+    from core.config import settings_with
     from bot.runtime import configure_torch, use_offline_hub_for_local_models
 
     settings = settings_with()

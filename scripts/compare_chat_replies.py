@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from bot.config import settings_with
+    from core.config import settings_with
     from finetune.chat import load_chat_model
     from finetune.chat_data import read_conversations
 

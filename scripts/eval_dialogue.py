@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.config import settings_with  # noqa: E402
+from core.config import settings_with  # noqa: E402
 from bot.escalation import EscalationPolicy, TurnSignals  # noqa: E402
 from bot.knowledge import DEMO_KB_DIR, import_articles, read_article_files  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402

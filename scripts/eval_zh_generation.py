@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.config import settings_with  # noqa: E402
+from core.config import settings_with  # noqa: E402
 from bot.knowledge import DEMO_KB_DIR, read_article_files  # noqa: E402
 from bot.prompting import retrieval_answer  # noqa: E402
 from bot.retrieval import Hit  # noqa: E402
@@ -46,7 +46,7 @@ def main() -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from bot.model_refs import resolve
+    from core.model_refs import resolve
 
     articles = {a.id: a for a in read_article_files([DEMO_KB_DIR])}
     rows = [json.loads(x) for x in (Path(__file__).parent / "data/kb_questions.jsonl").read_text().splitlines()]

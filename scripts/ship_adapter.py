@@ -8,7 +8,7 @@ checkpoints). --fp16 stores the adapter weights in half precision to keep the re
 small; they are cast back to fp32 on load.
 
 For other tools (issue 19): adapter_config.json names the base by its hub id
-(bot.model_refs.PACKAGED_HUB_IDS), a classifier gets a config.json (the base's config with
+(core.model_refs.PACKAGED_HUB_IDS), a classifier gets a config.json (the base's config with
 id2label/label2id), and the model card gets YAML front matter with the held-out metrics and
 those of each --benchmark (a `supportbot eval classifier --json` report).
 """
@@ -64,7 +64,7 @@ def hub_metadata(dest: Path, meta: dict, languages: list[str], benchmarks: list[
     """Hub id of the base in adapter_config.json, config.json with the labels, card front matter."""
     import yaml
 
-    from bot.model_refs import PACKAGED, PACKAGED_HUB_IDS
+    from core.model_refs import PACKAGED, PACKAGED_HUB_IDS
 
     hub_id = {v: k for k, v in PACKAGED_HUB_IDS.items()}[meta["base"]]
     cfg_path = dest / "adapter_config.json"
@@ -74,8 +74,8 @@ def hub_metadata(dest: Path, meta: dict, languages: list[str], benchmarks: list[
     if meta["task"] != "chat":
         from transformers import AutoConfig
 
-        from bot.config import settings_with
-        from bot.model_refs import resolve
+        from core.config import settings_with
+        from core.model_refs import resolve
 
         base = resolve(meta["base"], settings_with().model_cache_dir)
         config = AutoConfig.from_pretrained(base.path, local_files_only=True)

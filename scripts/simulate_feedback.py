@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from bot.config import settings_with
+    from core.config import settings_with
     from bot.runtime import Runtime, use_offline_hub_for_local_models
     from bot.sentiment import SENTIMENT_LABELS
     from finetune.data import read_examples

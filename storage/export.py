@@ -32,7 +32,7 @@ from typing import Any, Collection, Iterable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from bot.errors import ConflictError
+from core.errors import ConflictError
 from storage.models import DEFAULT_ROUTE, EXPORT_KINDS, Export, Feedback, Message, check_choice, utcnow
 
 CONTEXT_MESSAGES = 8  # earlier messages kept before an exported chat reply

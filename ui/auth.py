@@ -28,7 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from bot.errors import InputError
+from core.errors import InputError
 from storage.repositories import ui_users
 
 ROLES = ("agent", "admin")

@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from bot.callers import Caller
-from bot.errors import SupportbotError
+from core.errors import SupportbotError
 from bot.ratelimit import RateLimitedError
 from ui.auth import Access
 

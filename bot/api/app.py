@@ -24,7 +24,7 @@ from starlette.routing import Match
 from bot.api.auth import AuthError
 from bot.api.schemas import ErrorPublic, HealthPublic, OpenAIErrorPublic
 from bot.api.routes import chat, conversations, feedback, health, model_versions, sentiment
-from bot.errors import (ConflictError, DatabaseUnavailableError, InputError, ModelLoadError, ModelNotFoundError, NotFoundError,
+from core.errors import (ConflictError, DatabaseUnavailableError, InputError, ModelLoadError, ModelNotFoundError, NotFoundError,
                         PayloadTooLargeError)
 from bot.generation import GenerationError
 from bot.logs import RequestIdMiddleware

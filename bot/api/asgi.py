@@ -29,7 +29,7 @@ def build_app(settings=None):
     from bot import logs
     from bot.api.app import create_app
     from bot.cli import _refuse_open_public_bind
-    from bot.config import Settings
+    from core.config import Settings
     from bot.runtime import Runtime, use_offline_hub_for_local_models
 
     settings = settings or Settings()

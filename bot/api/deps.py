@@ -9,9 +9,9 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from bot.config import Settings
+from core.config import Settings
 from bot.dialogue import DialogueEngine
-from bot.errors import DatabaseUnavailableError
+from core.errors import DatabaseUnavailableError
 from bot.runtime import Runtime
 from bot.sentiment import SentimentService
 

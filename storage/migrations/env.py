@@ -3,7 +3,7 @@
 Run programmatically by `storage.db.upgrade()` or by developers with
 `alembic -c storage/alembic.ini ...`. The database URL is the first of:
 `config.attributes["url"]` (storage.db), `-x url=...` on the command line, the config's
-`sqlalchemy.url`, then `bot.config.get_settings().resolved_database_url`.
+`sqlalchemy.url`, then `core.config.get_settings().resolved_database_url`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _database_url() -> str | sa.URL:
     )
     if url:
         return url
-    from bot.config import get_settings
+    from core.config import get_settings
 
     return get_settings().resolved_database_url
 

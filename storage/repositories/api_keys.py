@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bot.errors import InputError
+from core.errors import InputError
 from storage.models import API_KEY_SCOPES, ApiKey, utcnow
 
 KEY_PREFIX = "sb_"

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bot.errors import InputError
+from core.errors import InputError
 from storage.models import check_choice, CONVERSATION_STATUSES, MESSAGE_ROLES, Conversation, Message, utcnow
 
 MAX_PAGE_SIZE = 500

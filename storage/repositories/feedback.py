@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.errors import ConflictError
+from core.errors import ConflictError
 from storage.models import FEEDBACK_RATINGS, FEEDBACK_REVIEW_STATUSES, Feedback, Message, check_choice, new_id, utcnow
 
 

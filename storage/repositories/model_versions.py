@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bot.errors import InputError
+from core.errors import InputError
 from storage.models import check_choice, DEFAULT_ROUTE, MODEL_VERSION_STATUSES, TASKS, ModelVersion, utcnow
 
 

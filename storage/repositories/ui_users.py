@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bot.errors import InputError
+from core.errors import InputError
 from storage.models import UI_ROLES, UiUser, check_choice
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from bot.batching import BatcherFullError, MicroBatcher
-from bot.errors import ModelLoadError
+from core.errors import ModelLoadError
 
 JOIN_S = 30  # a generous bound for threads to finish: a hang fails the test instead of blocking it
 

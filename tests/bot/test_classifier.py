@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bot.classifier import TextClassifier, predict_proba, read_adapter_meta
-from bot.errors import ModelLoadError
+from core.errors import ModelLoadError
 
 TEXTS = [
     "the phone is great",

@@ -188,7 +188,7 @@ def test_users_commands_keep_their_form_and_write_the_database(tmp_path, monkeyp
     """`supportbot users add/list/remove` as before; the users are rows every worker reads."""
     import io
 
-    from bot.config import settings_with
+    from core.config import settings_with
     from bot.runtime import Runtime
     from ui.auth import Access
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.cli import main
-from bot.config import settings_with
+from core.config import settings_with
 from fixtures.adapters import truncate_weights, write_adapter
 from storage.db import make_engine, make_session_factory, upgrade
 from storage.repositories import model_versions as repo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import ModelLoadError
+from core.errors import ModelLoadError
 from bot.generation import GenerationParams, LocalGenerator
 from fixtures import tiny
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import InputError, PayloadTooLargeError
+from core.errors import InputError, PayloadTooLargeError
 from bot.guard import check_texts
 
 

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from bot.config import settings_with
-from bot.errors import InputError
+from core.config import settings_with
+from core.errors import InputError
 from bot.runtime import Runtime
 from bot.sentiment import SentimentService
 from bot import versions

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bot.errors import InputError
+from core.errors import InputError
 from bot.knowledge import DEMO_KB_DIR, read_article_files, read_articles
 
 

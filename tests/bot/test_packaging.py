@@ -137,7 +137,7 @@ for name in {blocked!r}:
 sys.path[:0] = [{repo!r}, {tests!r}]
 from pathlib import Path
 from fixtures import tiny
-from bot.config import settings_with
+from core.config import settings_with
 from bot.runtime import Runtime, use_offline_hub_for_local_models
 import bot.cli, uvicorn
 home = Path({home!r})

@@ -94,7 +94,7 @@ def test_exceptions_are_one_json_line(captured):
 
 
 def test_plain_stays_the_default_and_names_the_request():
-    from bot.config import Settings
+    from core.config import Settings
 
     assert Settings().log_format == "plain"
     stream = io.StringIO()

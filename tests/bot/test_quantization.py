@@ -10,7 +10,7 @@ import torch
 from pydantic import ValidationError
 
 from bot.classifier import TextClassifier
-from bot.config import Settings, settings_with
+from core.config import Settings, settings_with
 from bot.quantization import int8_layer_names, quantize_model
 from bot.runtime import Runtime
 from fixtures import tiny

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from bot.config import settings_with
+from core.config import settings_with
 from bot.runtime import Runtime, use_offline_hub_for_local_models
 from storage.db import current_revision, head_revision
 

@@ -11,7 +11,7 @@ import pytest
 
 from bot.api.app import create_app
 from bot.classifier import TextClassifier
-from bot.config import settings_with
+from core.config import settings_with
 from bot.runtime import Runtime
 from bot.sentiment import SentimentService
 from fixtures.fakes import KeywordClassifier

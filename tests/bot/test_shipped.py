@@ -11,7 +11,7 @@ import pytest
 import yaml
 from safetensors import safe_open
 
-from bot.model_refs import PACKAGED, PACKAGED_HUB_IDS, SHIPPED, SHIPPED_DIR, resolve
+from core.model_refs import PACKAGED, PACKAGED_HUB_IDS, SHIPPED, SHIPPED_DIR, resolve
 
 pytestmark = pytest.mark.parametrize("name", sorted(SHIPPED))
 

@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 
 from bot import versions
-from bot.config import settings_with
-from bot.errors import InputError, NotFoundError
+from core.config import settings_with
+from core.errors import InputError, NotFoundError
 from fixtures.adapters import truncate_weights, write_adapter
 from storage.db import make_engine, make_session_factory, upgrade
 from storage.repositories import model_versions as repo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bot.errors import InputError
+from core.errors import InputError
 from finetune.args import parse_args
 from finetune.classifier import ClassifierArgs
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from bot import cli
-from bot.errors import InputError
+from core.errors import InputError
 from finetune import chat_data
 from finetune.args import parse_args
 from finetune.chat import ChatArgs, load_chat_model, main

@@ -66,7 +66,7 @@ def test_a_4bit_base_lets_go_of_its_weights_file(tiny_causal_lm_dir, tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from bot.model_refs import resolve
+    from core.model_refs import resolve
     from finetune.chat import ChatArgs, build_bnb_config, load_base_lm
 
     model = load_base_lm(resolve(str(tiny_causal_lm_dir), tmp_path), quantization_config=build_bnb_config(ChatArgs(qlora=True)),

@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from bot.classifier import TextClassifier, load_base_classifier, predict_proba
-from bot.errors import InputError, ModelLoadError
-from bot.model_refs import resolve
+from core.errors import InputError, ModelLoadError
+from core.model_refs import resolve
 from finetune.args import parse_args
 from finetune.classifier import (ClassifierArgs, build_bnb_config, build_lora_config, length_grouped_batches,
                                  main)
@@ -484,7 +484,7 @@ def test_init_from_must_match_the_base(lora_run, sentiment_files, tmp_path):
     (True, [], "on"), (False, [], "off"), (True, ["--qlora"], "off"), (False, ["--bf16", "on"], "on"),
     (True, ["--bf16", "off"], "off")])
 def test_bf16_defaults_to_on_where_the_cpu_has_amx(monkeypatch, amx, flags, expected):
-    from bot import hardware
+    from core import hardware
 
     monkeypatch.setattr(hardware, "cpu_has_amx", lambda: amx)
     assert parse_args(ClassifierArgs, ["--train", "x.csv", *flags]).bf16 == expected

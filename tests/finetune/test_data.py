@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from bot.errors import InputError
+from core.errors import InputError
 from finetune.data import Example, Source, mix, read_examples, sha256_file, split
 from fixtures.tiny import write_csv
 

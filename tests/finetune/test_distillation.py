@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bot.classifier import TextClassifier
-from bot.errors import InputError
+from core.errors import InputError
 from finetune.classifier import combined_loss, distillation_loss, main
 from fixtures import tiny
 
@@ -70,7 +70,7 @@ def _argv(base, files, out, *extra) -> list[str]:
 
 def _mean_proba(out: Path, files, monkeypatch) -> np.ndarray:
     monkeypatch.setenv("SUPPORTBOT_HOME", str(out.parent / "home"))
-    from bot.config import settings_with
+    from core.config import settings_with
 
     clf = TextClassifier.load(str(out), settings_with().model_cache_dir)
     texts = [line.split(",")[0] for line in Path(files["eval"]).read_text().splitlines()[1:]]

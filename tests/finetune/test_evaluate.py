@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.errors import InputError
+from core.errors import InputError
 from finetune.data import Example
 from finetune.evaluate import evaluate, format_report
 

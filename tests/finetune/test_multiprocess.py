@@ -76,7 +76,7 @@ def check(out: Path, url: str, proc: subprocess.CompletedProcess) -> None:
 
 
 def test_only_the_first_process_records_the_run(tmp_path, monkeypatch):
-    from bot.config import settings_with
+    from core.config import settings_with
     from finetune.run_record import RunRecorder
 
     url = f"sqlite:///{tmp_path / 'runs.db'}"

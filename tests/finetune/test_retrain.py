@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.config import settings_with
+from core.config import settings_with
 from finetune import retrain as rt
 from storage.db import make_engine, make_session_factory, upgrade
 from storage.models import Export, RetrainRun

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bot.config import settings_with
+from core.config import settings_with
 from finetune.run_record import RunRecorder
 from storage.db import make_engine, make_session_factory
 from storage.repositories import finetune_runs, model_versions

@@ -21,7 +21,7 @@ import pytest
 
 from bot.api.app import create_app
 from bot.cli import main as cli
-from bot.config import settings_with
+from core.config import settings_with
 from bot.runtime import Runtime
 from finetune import classifier
 from fixtures import tiny

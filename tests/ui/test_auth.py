@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import InputError
+from core.errors import InputError
 from fixtures.dialogue import make_runtime
 from ui.auth import Access, add_user, hash_password, list_users, remove_user, verify_password
 

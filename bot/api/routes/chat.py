@@ -36,7 +36,7 @@ from bot.api.deps import RuntimeDep, SettingsDep
 from bot.callers import Caller
 from bot.api.schemas import ChatCompletionRequest
 from bot.dialogue import TurnResult
-from bot.errors import InputError, NotFoundError, PayloadTooLargeError
+from core.errors import InputError, NotFoundError, PayloadTooLargeError
 from bot.generation import GenerationParams
 from bot.metrics import observe_generation
 from bot.api.routes.conversations import accessible

@@ -19,7 +19,7 @@ from bot.callers import Caller
 from bot.api.schemas import (AgentMessageCreate, ConversationCreate, ConversationId, ConversationPublic,
                              ConversationsPublic, MessageCreate, TurnPublic)
 from bot.dialogue import conversation_public
-from bot.errors import NotFoundError
+from core.errors import NotFoundError
 from storage.erasure import erase_conversation
 from storage.repositories import conversations as repo
 

@@ -120,7 +120,7 @@ def test_serve_refuses_a_public_address_while_no_key_exists(tmp_path):
 
 def test_the_bind_check_passes_once_a_key_exists_and_for_loopback(tmp_path):
     from bot.cli import _refuse_open_public_bind
-    from bot.errors import SupportbotError
+    from core.errors import SupportbotError
 
     rt = make_runtime(tmp_path, host="0.0.0.0")
     with pytest.raises(SupportbotError):

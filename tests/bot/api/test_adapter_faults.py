@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.api.app import create_app
-from bot.config import settings_with
+from core.config import settings_with
 from bot.runtime import Runtime
 from fixtures import tiny
 from fixtures.fakes import HashEmbedder, ScriptedGenerator

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from bot.api.app import create_app
-from bot.config import settings_with
+from core.config import settings_with
 from bot.runtime import Runtime
 from bot.sentiment import SentimentService
 from fixtures.fakes import KeywordClassifier

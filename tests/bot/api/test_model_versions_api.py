@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.api.schemas import ModelVersionPublic, TaskVersionsPublic
-from bot.config import settings_with
+from core.config import settings_with
 from bot.runtime import Runtime
 from fixtures.adapters import truncate_weights, write_adapter
 from storage.repositories import api_keys

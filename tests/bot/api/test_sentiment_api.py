@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.api.app import create_app
-from bot.config import settings_with
+from core.config import settings_with
 from bot.runtime import Runtime
 from bot.sentiment import SentimentService
 from fixtures.fakes import KeywordClassifier

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from bot.errors import InputError
+from core.errors import InputError
 from storage.repositories import api_keys
 from storage.repositories.api_keys import DuplicateApiKeyName
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import InputError
+from core.errors import InputError
 from storage.repositories import ui_users
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import model_refs
-from bot.errors import ModelNotFoundError
-from bot.model_refs import PACKAGED, SHIPPED, is_adapter_dir, resolve
+from core import model_refs
+from core.errors import ModelNotFoundError
+from core.model_refs import PACKAGED, SHIPPED, is_adapter_dir, resolve
 
 
 def test_packaged_minilm_resolves_to_a_local_model_dir(tmp_path):

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import ModelLoadError, ModelNotFoundError
+from core.errors import ModelLoadError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def _convert_e5(name: str, spec: PackagedModel, target: Path) -> None:
         import hashlib
         from importlib.metadata import PackageNotFoundError, version
 
-        from bot.e5_convert import convert
+        from core.e5_convert import convert
 
         started = time.monotonic()
         log.warning("converting packaged model %s to %s (once; about 15 s)...", name, target)

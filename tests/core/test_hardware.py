@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import hardware
+from core import hardware
 
 
 def _cpuinfo(tmp_path, flags: str):

