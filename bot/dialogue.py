@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import faithfulness, grounding, injection, policy, prompting
-from bot.errors import InputError, NotFoundError
+from core.errors import InputError, NotFoundError
 from bot.escalation import EscalationPolicy, TurnSignals
 from bot.generation import GenerationError, GenerationParams, Generator
 from bot.guard import check_message, check_metadata, check_name
