@@ -168,8 +168,8 @@ class MiniLMEmbedder:
         from transformers import AutoModel, AutoTokenizer
 
         from bot.classifier import quiet_transformers
-        from bot.errors import ModelLoadError
-        from bot.model_refs import resolve
+        from core.errors import ModelLoadError
+        from core.model_refs import resolve
 
         resolved = resolve(ref, cache_dir)
         try:
