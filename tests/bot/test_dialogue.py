@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import InputError, NotFoundError, PayloadTooLargeError
+from core.errors import InputError, NotFoundError, PayloadTooLargeError
 from bot.generation import GenerationParams
 from fixtures.dialogue import make_runtime
 from fixtures.fakes import ScriptedGenerator
