@@ -28,7 +28,7 @@ from core.errors import ModelLoadError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
-SHIPPED_DIR = Path(__file__).parent / "shipped"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "bot" / "shipped"  # the adapters ship beside the code that serves them
 
 
 @dataclass(frozen=True)
