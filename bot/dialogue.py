@@ -38,7 +38,7 @@ STREAK_KEY = "supportbot_no_answer_streak"  # in conversation metadata
 @dataclass
 class DialogueConfig:
     answer_threshold: float = 0.35  # retrieval score needed to answer from an article
-    generate_languages: tuple[str, ...] = ("en",)  # others get the article's own sentences
+    generate_languages: tuple[str, ...] = ()  # languages the model writes; others get the article's sentences
     history_messages: int = 8  # earlier messages given to the model (then fitted to the window)
     max_text_chars: int = 5000
     redactor: Redactor = field(default_factory=Redactor)  # PII out before anything is stored
@@ -226,20 +226,24 @@ class DialogueEngine:
                         sentiment=sentiment, intent=intent.public() if intent else None)
             held = conversation.status == "escalated"
             held_reason = conversation.escalation_reason
-            reason = handoff = None
+            reason = None
             if not held:
                 turns = [TurnSignals(t, lang or "en", label, score)
                          for role, t, lang, label, score in history if role == "customer"][-3:]
                 turns.append(TurnSignals(text, s.language, s.label, s.score))
                 reason = self.policy.decide(turns)
                 if reason is not None:
-                    handoff = self._handoff(session, conversation, reason, language, started)
+                    self._escalate(session, conversation, reason)
             streak = int((conversation.meta or {}).get(STREAK_KEY, 0))
         # (nothing is yielded inside a transaction: a consumer that stops early loses nothing)
         if held:  # a human holds it: the bot stays silent
             yield TurnResult(**base, reply=None, escalate=True, escalation_reason=held_reason, status="escalated")
             return
-        if handoff is not None:
+        if reason is not None:
+            # A person takes over; meanwhile the customer gets what the articles say about it.
+            found = None if policy.refusal(text) else self._from_articles(text, language, upset=False, intent=intent)
+            with self.sessions.begin() as session:
+                handoff = self._handoff_message(session, conversation_id, language, started, found)
             yield handoff.text
             yield TurnResult(**base, reply=handoff, escalate=True, escalation_reason=reason, status="escalated",
                              latency_ms=_ms(started))
@@ -259,15 +263,14 @@ class DialogueEngine:
             answer, sources = prompting.text(small, language), []
             yield answer
         else:
-            index = self.knowledge()
-            hits = [h for h in index.search(text, language=language, k=3, intent=intent)
-                    if h.score >= self.config.answer_threshold]
-            if not hits:
+            found = self._from_articles(text, language, upset=upset, intent=intent)
+            if found is None:
                 streak += 1
                 if streak >= self.policy.no_answer_turns:
                     with self.sessions.begin() as session:
                         conversation = self._load(session, conversation_id)
-                        reply = self._handoff(session, conversation, "no_answer", language, started)
+                        self._escalate(session, conversation, "no_answer")
+                        reply = self._handoff_message(session, conversation_id, language, started)
                     yield reply.text
                     yield TurnResult(**base, reply=reply, escalate=True, escalation_reason="no_answer",
                                      status="escalated", latency_ms=_ms(started))
@@ -276,15 +279,8 @@ class DialogueEngine:
                 yield answer
             else:
                 streak = 0
+                hits, selected, used, grounded = found
                 top = hits[0]
-                # the sentences that answer this question (a second article when it covers more)
-                encoder = index.embedder_for(language)
-                embed = encoder.embed if encoder is not None else None
-                threshold = self.config.answer_threshold
-                also = grounding.other_questions(text, top, lambda clause: [
-                    h for h in index.search(clause, language=language, k=1, intent=None) if h.score >= threshold])
-                selected = grounding.select(text, hits, embed=embed, also=also)
-                used = list({id(x.hit): x.hit for x in selected}.values()) or [top]
                 sources = [h.public() for h in used]
                 pieces: list[str] = []
                 failed = False
@@ -306,9 +302,7 @@ class DialogueEngine:
                 answer = "".join(pieces).strip()
                 if failed or not answer:
                     # What was already streamed stays (the client saw it); the article follows.
-                    fallback = (grounding.compose(selected, language=language, upset=upset,
-                                                  apology=prompting.text("apology", language))
-                                or prompting.retrieval_answer(top, language=language, upset=upset))
+                    fallback = grounded
                     fallback = ("\n\n" if answer else "") + fallback
                     answer = (answer + fallback).strip()
                     model_version = "supportbot-retrieval"
@@ -327,14 +321,40 @@ class DialogueEngine:
         yield TurnResult(**base, reply=reply, escalate=False, escalation_reason=None, status=status,
                          model_version=model_version, latency_ms=latency)
 
-    def _handoff(self, session: Session, conversation: Conversation, reason: str, language: str,
-                 started: float) -> Reply:
+    def _from_articles(self, text: str, language: str, *, upset: bool, intent):
+        """(hits, selected sentences, articles used, the reply made of them) for the turn,
+        or None when no article passes the answer threshold."""
+        index = self.knowledge()
+        threshold = self.config.answer_threshold
+        hits = [h for h in index.search(text, language=language, k=3, intent=intent) if h.score >= threshold]
+        if not hits:
+            return None
+        # the sentences that answer this question (and an article for each further question)
+        encoder = index.embedder_for(language)
+        also = grounding.other_questions(text, hits[0], lambda clause: [
+            h for h in index.search(clause, language=language, k=1) if h.score >= threshold])
+        selected = grounding.select(text, hits, embed=encoder.embed if encoder is not None else None, also=also)
+        used = list({id(x.hit): x.hit for x in selected}.values()) or [hits[0]]
+        reply = (grounding.compose(selected, language=language, upset=upset, apology=prompting.text("apology", language))
+                 or prompting.retrieval_answer(hits[0], language=language, upset=upset))
+        return hits, selected, used, reply
+
+    def _escalate(self, session: Session, conversation: Conversation, reason: str) -> None:
         repo.set_status(session, conversation_id=conversation.id, status="escalated", escalation_reason=reason)
         conversation.meta = {**(conversation.meta or {}), STREAK_KEY: 0}
-        handoff = prompting.text("handoff", language)
-        m = repo.add_message(session, conversation_id=conversation.id, role="bot", text=handoff, language=language,
-                             model_version="supportbot-rules", latency_ms=_ms(started))
-        return Reply(m.id, handoff, [])
+
+    def _handoff_message(self, session: Session, conversation_id: str, language: str, started: float,
+                         found=None) -> Reply:
+        """The bot's hand-over message; with `found` (see _from_articles), what the articles
+        say follows it, so the customer is not left with nothing while a person comes."""
+        text, sources = prompting.text("handoff", language), []
+        if found is not None:
+            _, _, used, grounded = found
+            text += "\n\n" + prompting.text("meanwhile", language) + ("" if language in ("zh", "ja") else " ") + grounded
+            sources = [h.public() for h in used]
+        m = repo.add_message(session, conversation_id=conversation_id, role="bot", text=text, language=language,
+                             sources=sources, model_version="supportbot-rules", latency_ms=_ms(started))
+        return Reply(m.id, text, sources)
 
     def _generate(self, generator: Generator, history: list[tuple], text: str, hit: Hit, language: str,
                   upset: bool, params: GenerationParams) -> Iterator[str]:

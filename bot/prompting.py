@@ -30,6 +30,7 @@ TEXTS = {
         "no_answer": "I'm sorry, I can't help with that here. Would you like me to connect you with a human "
                      "colleague?",
         "handoff": "I'm connecting you with a human colleague now; they will reply in this conversation shortly.",
+        "meanwhile": "Meanwhile, here is what our help pages say:",
         "held": "A human colleague is handling this conversation and will reply here.",
         "apology": "I'm sorry about this.",
         "source": "Source",
@@ -44,6 +45,7 @@ TEXTS = {
     "zh": {
         "no_answer": "抱歉，这个问题我在这里无法帮您解答。需要为您转接人工客服吗？",
         "handoff": "正在为您转接人工客服，客服人员稍后会在此对话中回复您。",
+        "meanwhile": "在此之前，帮助中心的说明如下：",
         "held": "人工客服正在处理此对话，稍后会在这里回复您。",
         "apology": "非常抱歉给您带来不便。",
         "source": "来源",

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     # (~46 KB per token for SmolLM2-135M: 8 x 2048 tokens = 0.75 GB).
     chat_batch_requests: int = Field(8, ge=1, le=64, description="replies decoded together; 1: one at a time")
     chat_generate_languages: str = Field(
-        "en", description="languages the chat model writes (comma list); others get the article's own sentences")
+        "none", description="languages the chat model writes (comma list, e.g. en); 'none' (default): every reply "
+        "is the selected sentences of the knowledge base's articles (README 'The dialogue: measured')")
     # The chat model by its name on /v1/chat/completions: a plain completion without the
     # pipeline's grounding and guards (how one supportbot serves another's generation).
     plain_model_endpoint: Literal["admin", "off"] = Field("admin", description="admin: admin keys only; off: not served")
@@ -131,7 +132,7 @@ class Settings(BaseSettings):
     # (time, level, logger, message, request_id) for a log pipeline.
     log_format: Literal["plain", "json"] = Field("plain", description="plain (default) or json log lines")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="least severe level logged")
-    workers: int = Field(1, ge=1, le=64, description="serve: worker processes (bot.api.asgi); >1 serves the API only")
+    workers: int = Field(1, ge=1, le=64, description="serve: worker processes (app.server); >1 serves the API only")
 
     @field_validator("sentiment_model_zh", "intent_model", "embedding_model_multilingual", mode="before")
     @classmethod
@@ -160,7 +161,7 @@ class Settings(BaseSettings):
 
     @property
     def generate_languages(self) -> tuple[str, ...]:
-        return tuple(x.strip() for x in self.chat_generate_languages.split(",") if x.strip())
+        return tuple(x.strip() for x in self.chat_generate_languages.split(",") if x.strip() and x.strip() != "none")
 
     @property
     def retrain_path(self) -> Path:
