@@ -96,3 +96,49 @@ def test_the_runtime_sees_newly_imported_articles(tmp_path, monkeypatch):
         assert rt.knowledge().search("do gift cards expire", language="en")[0].id == "en-gift"
     finally:
         rt.close()
+
+
+class _Reads(HashEmbedder):
+    """A hash embedder that reads the given languages (None: all), named apart."""
+
+    def __init__(self, name, languages, meaning=None):
+        super().__init__()
+        self.name, self.languages, self.meaning = name, languages, meaning or {}
+
+    def embed(self, texts):
+        # "meaning": words the encoder takes as the same (what a real encoder would know)
+        texts = [" ".join([t] + [v for k, v in self.meaning.items() if k in t]) for t in texts]
+        return super().embed(texts)
+
+
+def test_each_language_is_embedded_and_searched_by_its_own_encoder(tmp_path):
+    from bot.retrieval import Embedders
+
+    english = _Reads("en-only", ("en",))
+    # 发漂 (a typo of 发票, invoice) shares no bigram with the article; the encoder knows it
+    chinese = _Reads("multilingual", None, meaning={"发漂": "invoice", "发票": "invoice"})
+    encoders = Embedders(english, chinese)
+    rt = make_runtime(tmp_path, articles=[])
+    try:
+        with rt.sessions.begin() as s:
+            import_articles(s, ARTICLES, encoders)
+        with rt.sessions() as s:
+            idx = build_index(s, encoders)
+        n_en = sum(a.language == "en" for a in ARTICLES)
+        assert idx.embedded() == {"en-only": n_en, "multilingual": len(ARTICLES) - n_en}
+        assert idx.embedder_for("zh") is chinese and idx.embedder_for("en") is english
+        assert idx.search("我的发漂在哪下载", language="zh")[0].id == "zh-invoice"
+        assert KnowledgeIndex(ARTICLES, None, None).search("发漂", language="zh")[0].score < 0.2  # words alone: no
+        with rt.sessions() as s:  # stored vectors are reused: nothing embedded again
+            before = english.calls + chinese.calls
+            build_index(s, encoders)
+            assert english.calls + chinese.calls == before
+    finally:
+        rt.close()
+
+
+def test_a_hits_score_is_absolute_so_the_best_of_bad_matches_stays_low():
+    idx = index()
+    weather = idx.search("will it rain in paris tomorrow", language="en")
+    assert weather and weather[0].score < 0.2  # ranked first among the articles, yet no answer
+    assert idx.search("how long does standard shipping take", language="en")[0].score > 0.35
