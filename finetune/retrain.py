@@ -71,6 +71,21 @@ class Outcome:
         return f"{where}: {self.status} — {self.reason}"
 
 
+def _died_on_this_host(holder: str) -> bool:
+    """Whether a lease holder (host:pid:random) was a process of this host that is gone."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, owned by someone else
+        return False
+    return False
+
+
 @contextlib.contextmanager
 def retrain_lock(engine, *, ttl_s: float = LEASE_TTL_S, heartbeat_s: float = HEARTBEAT_S) -> Iterator[str]:
     """Hold the database's retrain lease (one run across all hosts) while the block runs;
@@ -79,6 +94,10 @@ def retrain_lock(engine, *, ttl_s: float = LEASE_TTL_S, heartbeat_s: float = HEA
 
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     held = leases.acquire(engine, name=LEASE, holder=holder, ttl_s=ttl_s)
+    if held is not None and _died_on_this_host(held.holder):  # a run killed here: no need to wait for expiry
+        log.warning("the retrain lease of %s is taken over: that process no longer runs", held.holder)
+        leases.release(engine, name=LEASE, holder=held.holder)
+        held = leases.acquire(engine, name=LEASE, holder=holder, ttl_s=ttl_s)
     if held is not None:
         raise RetrainBusy(f"another retrain is running ({held.holder}, its lease runs until "
                           f"{held.expires_at:%Y-%m-%d %H:%M:%S} UTC unless renewed); try again when it ends")

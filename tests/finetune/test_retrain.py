@@ -4,6 +4,9 @@ server is tests/integration/test_retrain.py."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -132,3 +135,20 @@ def test_a_killed_run_is_marked_and_its_data_is_not_consumed(tmp_path):
         assert session.get(RetrainRun, killed.id).status == "killed"
         assert rt.watermark(session, "sentiment", "default") == t0
         assert rt.watermark(session, "intent", "default") is None
+
+
+def test_a_run_killed_on_this_host_does_not_block_the_next_one_until_expiry(two_hosts):
+    from storage.repositories import leases
+
+    a, b = two_hosts
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a process of this host that is gone, as after kill -9
+    gone = f"{socket.gethostname()}:{child.pid}:deadbeef"
+    assert leases.acquire(a, name=rt.LEASE, holder=gone, ttl_s=300) is None
+    with rt.retrain_lock(b) as holder:
+        assert leases.current(b, name=rt.LEASE).holder == holder
+    # a live holder on another host is never taken over before expiry
+    assert leases.acquire(a, name=rt.LEASE, holder="another-host:1:x", ttl_s=300) is None
+    with pytest.raises(rt.RetrainBusy):
+        with rt.retrain_lock(b):
+            pass
