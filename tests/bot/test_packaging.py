@@ -24,7 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
-FIRST_PARTY = {"bot", "storage", "ui", "finetune", "scripts", "tests", "fixtures", "security", "benchlib"}
+FIRST_PARTY = {"core", "app", "bot", "storage", "ui", "finetune", "scripts", "tests", "fixtures", "security", "benchlib"}
 FINETUNE_ONLY = ("accelerate", "bitsandbytes", "matplotlib")
 
 
@@ -58,7 +58,7 @@ def third_party_imports(folder: str) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("folder, extras", [("bot", ()), ("storage", ()), ("ui", ()), ("finetune", ("finetune",)),
+@pytest.mark.parametrize("folder, extras", [("core", ()), ("app", ()), ("bot", ()), ("storage", ()), ("ui", ()), ("finetune", ("finetune",)),
                                             ("tests", ("finetune", "test"))])
 def test_every_import_is_declared(folder, extras):
     p = project()
@@ -139,7 +139,7 @@ from pathlib import Path
 from fixtures import tiny
 from core.config import settings_with
 from bot.runtime import Runtime, use_offline_hub_for_local_models
-import bot.cli, uvicorn
+import app.cli, uvicorn
 home = Path({home!r})
 clf = tiny.build_bert_classifier(home / "clf")
 chat = tiny.build_chat_lm(home / "chat")
@@ -149,7 +149,7 @@ settings = settings_with(home=home, sentiment_model=str(clf), sentiment_model_zh
 use_offline_hub_for_local_models(settings)
 runtime = Runtime.start(settings)
 runtime.load_models()
-from bot.api.app import create_app
+from app.server import create_app
 from bot.knowledge import Article, import_articles
 with runtime.sessions.begin() as session:
     import_articles(session, [Article("a", "Shipping", "Shipping takes 3-5 days.", "en", [])], runtime.embedder)
