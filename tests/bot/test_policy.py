@@ -185,6 +185,9 @@ def runtime(tmp_path):
             searched.append(query)
             return knowledge().search(query, **kw)
 
+        def embedder_for(self, language):
+            return knowledge().embedder_for(language)
+
     rt.dialogue.knowledge = lambda: Counting()
     rt.searched = searched
     yield rt
