@@ -5,7 +5,7 @@
     python scripts/bench_load.py --db postgres --database-url postgresql+psycopg://USER@HOST/DB
     python scripts/bench_load.py --generator local --db sqlite --clients 4 --turns 5   # the shipped chat model
 
-The server is the real app (bot.api.app) under uvicorn in a subprocess on loopback, started
+The server is the real app (app.server) under uvicorn in a subprocess on loopback, started
 the way `supportbot serve` starts it: migrations on startup, the shipped sentiment, intent
 and retrieval models loaded before the first request, the demo knowledge base imported
 into the fresh database; rate limiting is off and there is no UI. The database is a fresh
@@ -98,7 +98,7 @@ def serve(args) -> int:
     runtime.load_models()
     import uvicorn
 
-    from bot.api.app import create_app
+    from app.server import create_app
 
     uvicorn.run(create_app(runtime, ui=False), host="127.0.0.1", port=args.serve, log_level="warning",
                 access_log=False)

@@ -4,7 +4,7 @@
     python scripts/bench_sentiment.py --n 100 --calls 30   # a quick check
 
 Both sides run the shipped models (sentiment-en: MiniLM + LoRA, sentiment-zh:
-Gemma-3-270M + LoRA) on the same texts. The server is the real app (bot.api.app) under
+Gemma-3-270M + LoRA) on the same texts. The server is the real app (app.server) under
 uvicorn in a subprocess on loopback, with the sentiment model loaded and the serving
 settings of bot/config.py (micro-batching, --quantize); rate limiting is off and the
 other models are not loaded. The baseline is what a user would otherwise write: the
@@ -80,7 +80,7 @@ def serve(args) -> int:
     runtime.sentiment  # load now, not on the first request
     import uvicorn
 
-    from bot.api.app import create_app
+    from app.server import create_app
 
     uvicorn.run(create_app(runtime, ui=False), host="127.0.0.1", port=args.serve, log_level="warning",
                 access_log=False)

@@ -1,5 +1,5 @@
 """Several workers on one PostgreSQL (issue 19): N worker processes (uvicorn
-bot.api.asgi:app, one port each, each its own home: as if on N hosts) started at the same
+app.server:app, one port each, each its own home: as if on N hosts) started at the same
 moment on an empty database, then
 
   1. rate limit: one key sends 3 x burst requests round robin over the workers; the limit
@@ -100,7 +100,7 @@ def start_workers(n: int, envs: list[dict], logdir: Path) -> list[Worker]:
     workers = []
     for i in range(n):
         port, log = _free_port(), logdir / f"worker{i}.log"
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bot.api.asgi:app", "--host", "127.0.0.1",
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.server:app", "--host", "127.0.0.1",
                                  "--port", str(port), "--log-level", "warning"],
                                 cwd=REPO, env=envs[i], stdout=open(log, "w"), stderr=subprocess.STDOUT)
         workers.append(Worker(i, port, proc, log))

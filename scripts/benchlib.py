@@ -58,7 +58,7 @@ class ServeProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = log_path.open("w")
         exe = Path(sys.executable).with_name("supportbot")
-        command = [str(exe), "serve", "--no-ui"] if exe.exists() else [sys.executable, "-m", "bot.cli", "serve", "--no-ui"]
+        command = [str(exe), "serve", "--no-ui"] if exe.exists() else [sys.executable, "-m", "app.cli", "serve", "--no-ui"]
         self.proc = subprocess.Popen(command, cwd=ROOT, env=full, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
         failure = wait_healthy(self.proc, self.url + "/healthz", timeout_s)

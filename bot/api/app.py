@@ -1,4 +1,4 @@
-"""The HTTP app: API under /v1, health and metrics, the Gradio UI at /.
+"""The HTTP API: /v1, health and metrics (app/server.py mounts the Gradio UI at / on it).
 
 Errors are always JSON, `{"error": {"type", "message"}}`: 4xx for the caller's mistakes,
 503 when the database is down, 500 (without a traceback) for our own bugs. The
@@ -172,7 +172,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error(500, "internal_error", "internal server error; see the server log", request=req)
 
 
-def create_app(runtime: Runtime, *, ui: bool = True) -> FastAPI:
+def create_api(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="supportbot", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json")
     app.state.runtime = runtime
     # Buckets in the database: the limit holds across workers and hosts (bot.ratelimit).
@@ -217,8 +217,4 @@ def create_app(runtime: Runtime, *, ui: bool = True) -> FastAPI:
                 return error(405, "method_not_allowed", f"{request.method} is not allowed on /v1/{path}",
                              request=request)
         return error(404, "not_found", f"no such endpoint: /v1/{path}", request=request)
-    if ui:
-        from ui.app import mount_ui
-
-        app = mount_ui(app, runtime)  # the staff UI at /, the open customer chat at /chat
     return app

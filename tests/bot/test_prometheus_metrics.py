@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot import logs
-from bot.api.app import create_app
+from app.server import create_app
 from bot.metrics import REGISTRY
 from fixtures.dialogue import make_runtime
 from fixtures.fakes import ScriptedGenerator

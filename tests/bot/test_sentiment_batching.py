@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from bot.api.app import create_app
+from app.server import create_app
 from bot.classifier import TextClassifier
 from core.config import settings_with
 from bot.runtime import Runtime

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot import cli
+from app import cli
 from core.errors import InputError
 from finetune import chat_data
 from finetune.args import parse_args

@@ -36,7 +36,7 @@ def server(tmp_path_factory):
     port = free_port()
     log = open(home / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
         env=product_env(home), stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
     )
     base = f"http://127.0.0.1:{port}"

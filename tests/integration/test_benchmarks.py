@@ -41,7 +41,7 @@ def _binary_csv(src: Path, dest: Path, text_col: str, limit: int | None = None) 
 
 
 def _eval(tmp_path: Path, data: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "bot.cli", "eval", "classifier", "--task", "sentiment",
+    out = subprocess.run([sys.executable, "-m", "app.cli", "eval", "classifier", "--task", "sentiment",
                           "--data", str(data), "--json"], env=product_env(tmp_path), capture_output=True,
                          text=True, cwd=REPO, timeout=1200)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_cli(tmp_path, *args):
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=product_env(tmp_path),
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=product_env(tmp_path),
                           capture_output=True, text=True, cwd=REPO, timeout=900)
 
 

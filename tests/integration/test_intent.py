@@ -27,7 +27,7 @@ def test_shipped_intent_model_on_written_requests(tmp_path):
     data = tmp_path / "intents.csv"
     with open(data, "w", newline="") as fh:
         csv.writer(fh).writerows([("text", "label"), *REQUESTS])
-    out = subprocess.run([sys.executable, "-m", "bot.cli", "eval", "classifier", "--task", "intent",
+    out = subprocess.run([sys.executable, "-m", "app.cli", "eval", "classifier", "--task", "intent",
                           "--model", "intent-bitext", "--data", str(data), "--json"],
                          env=product_env(tmp_path), capture_output=True, text=True, cwd=REPO, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]

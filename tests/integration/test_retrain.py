@@ -19,8 +19,8 @@ import time
 import httpx
 import pytest
 
-from bot.api.app import create_app
-from bot.cli import main as cli
+from app.server import create_app
+from app.cli import main as cli
 from core.config import settings_with
 from bot.runtime import Runtime
 from finetune import classifier
@@ -199,7 +199,7 @@ def test_a_retrain_killed_mid_run_changes_nothing_and_the_next_run_recovers(worl
         active_before = model_versions.get_active_model_version(session, task="sentiment").id
     answers = labels_of(url, PROBES + ["the phone is great", "where is my order"])
 
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "retrain", "--task", "sentiment"],
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "retrain", "--task", "sentiment"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
 
     def running_run():

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.api.app import create_app
+from app.server import create_app
 from fixtures.dialogue import make_runtime
 from fixtures.server import serve
 from storage.repositories import api_keys

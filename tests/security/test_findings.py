@@ -16,7 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bot.api.app import create_app
+from app.server import create_app
 from fixtures.server import serve
 from security.conftest import PASSWORDS, call, start_env
 from storage.export import export_training_set

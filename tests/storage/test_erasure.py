@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from bot.api.app import create_app
-from bot.cli import main as cli
+from app.server import create_app
+from app.cli import main as cli
 from fixtures.dialogue import make_runtime
 from fixtures.env import clean_supportbot_env
 from fixtures.feedback import conversation, counts, read_export, reply_id, sha256

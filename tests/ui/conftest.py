@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from bot.api.app import create_app
+from app.server import create_app
 from fixtures.dialogue import make_runtime
 from fixtures.server import serve
 

@@ -8,7 +8,7 @@ import csv
 import pytest
 import sqlalchemy as sa
 
-from bot.api.app import create_app
+from app.server import create_app
 from fixtures.dialogue import make_runtime
 from fixtures.server import serve
 from storage.models import Feedback, KbArticle

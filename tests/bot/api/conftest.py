@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api.app import create_app
+from app.server import create_app
 
 
 @pytest.fixture

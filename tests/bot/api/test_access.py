@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api.app import create_app
+from app.server import create_app
 from bot.ratelimit import RateLimitedError, RateLimiter
 from fixtures.dialogue import make_runtime
 from storage.repositories import api_keys
@@ -101,7 +101,7 @@ def test_limits_can_be_raised_for_benchmarks(tmp_path):
 def _cli(*args, home: Path, timeout: float = 60) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
     env.update(SUPPORTBOT_HOME=str(home), SUPPORTBOT_UI="false", SUPPORTBOT_DEMO_KB="false")
-    return subprocess.run([sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())", *args],
+    return subprocess.run([sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())", *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -119,22 +119,22 @@ def test_serve_refuses_a_public_address_while_no_key_exists(tmp_path):
 
 
 def test_the_bind_check_passes_once_a_key_exists_and_for_loopback(tmp_path):
-    from bot.cli import _refuse_open_public_bind
+    from app.server import refuse_open_public_bind
     from core.errors import SupportbotError
 
     rt = make_runtime(tmp_path, host="0.0.0.0")
     with pytest.raises(SupportbotError):
-        _refuse_open_public_bind(rt.settings, rt)
-    _refuse_open_public_bind(rt.settings.model_copy(update={"host": "127.0.0.1"}), rt)
-    _refuse_open_public_bind(rt.settings.model_copy(update={"host": "::1"}), rt)
+        refuse_open_public_bind(rt.settings, rt)
+    refuse_open_public_bind(rt.settings.model_copy(update={"host": "127.0.0.1"}), rt)
+    refuse_open_public_bind(rt.settings.model_copy(update={"host": "::1"}), rt)
     _keys(rt, "ops")
-    _refuse_open_public_bind(rt.settings, rt)  # no exception
+    refuse_open_public_bind(rt.settings, rt)  # no exception
     rt.close()
 
 
 def test_keys_never_reach_a_log_record(tmp_path, caplog, capsys):
     caplog.set_level(logging.DEBUG)  # every logger, every level
-    from bot.cli import main
+    from app.cli import main
 
     home = tmp_path / "home"
     assert main(["keys", "create", "ops", "--admin", "--home", str(home)]) == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api.app import create_app
+from app.server import create_app
 from core.config import settings_with
 from bot.runtime import Runtime
 from fixtures import tiny

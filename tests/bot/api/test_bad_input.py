@@ -9,7 +9,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api.app import create_app
+from app.server import create_app
 from fixtures.dialogue import make_runtime
 
 LONG = "x" * 5001
@@ -214,7 +214,7 @@ def test_a_since_with_no_utc_equivalent_is_a_422_not_a_500(tmp_path):
     """Found by the schemathesis run: year 1 at +03:00 is before the first UTC instant."""
     from fastapi.testclient import TestClient
 
-    from bot.api.app import create_app
+    from app.server import create_app
     from fixtures.dialogue import make_runtime
 
     runtime = make_runtime(tmp_path)

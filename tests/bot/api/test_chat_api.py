@@ -8,7 +8,7 @@ import json
 import openai
 import pytest
 
-from bot.api.app import create_app
+from app.server import create_app
 from bot.generation import GenerationParams, RemoteGenerator
 from fixtures.dialogue import make_runtime
 from fixtures.fakes import ScriptedGenerator

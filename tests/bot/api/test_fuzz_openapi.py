@@ -26,7 +26,7 @@ from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import positive_data_acceptance  # noqa: E402
 
-from bot.api.app import create_app  # noqa: E402
+from app.server import create_app  # noqa: E402
 from fixtures.dialogue import make_runtime  # noqa: E402
 
 EXAMPLES = int(os.environ.get("SUPPORTBOT_TEST_FUZZ_EXAMPLES", "120"))

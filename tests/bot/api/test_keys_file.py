@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from bot.api.app import create_app
+from app.server import create_app
 from core.config import settings_with
 from bot.runtime import Runtime
 from bot.sentiment import SentimentService

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx_sse import connect_sse
 
-from bot.api.app import create_app
+from app.server import create_app
 from fixtures.dialogue import make_runtime
 from fixtures.fakes import ScriptedGenerator
 from fixtures.server import serve

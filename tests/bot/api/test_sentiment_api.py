@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.api.app import create_app
+from app.server import create_app
 from core.config import settings_with
 from bot.runtime import Runtime
 from bot.sentiment import SentimentService

@@ -1,4 +1,4 @@
-"""`supportbot ...` through bot.cli.main(argv), which returns the exit code."""
+"""`supportbot ...` through app.cli.main(argv), which returns the exit code."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bot.api.schemas import SentimentPublic
-from bot.cli import main
+from app.cli import main
 from storage.db import current_revision, head_revision
 
 TEXTS = ["the phone is great", "where is my order", "服务太差了"]

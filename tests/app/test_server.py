@@ -1,4 +1,4 @@
-"""Several workers (issue 19): the importable ASGI app (bot.api.asgi:app) and
+"""Several workers (issue 19): the importable ASGI app (app.server:app) and
 `supportbot serve --workers N`, with tiny models so that each worker loads quickly."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api.app import create_app
+from app.server import create_app
 from fixtures import tiny
 from fixtures.dialogue import make_runtime
 
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_importing_the_asgi_module_loads_nothing():
-    out = subprocess.run([sys.executable, "-c", "import sys, bot.api.asgi as a; "
+    out = subprocess.run([sys.executable, "-c", "import sys, app.server as a; "
                           "print(a.app._app is None, 'torch' in sys.modules, 'gradio' in sys.modules)"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -31,7 +31,7 @@ def test_importing_the_asgi_module_loads_nothing():
 
 
 def test_the_lazy_app_builds_once_on_lifespan_and_serves(tmp_path):
-    from bot.api.asgi import LazyApp
+    from app.server import LazyApp
 
     runtime = make_runtime(tmp_path)
     built = []
@@ -73,7 +73,7 @@ def test_serve_with_two_workers(tmp_path):
     env.update(SUPPORTBOT_SENTIMENT_MODEL_ZH="none", SUPPORTBOT_INTENT_MODEL="none", SUPPORTBOT_DEMO_KB="false",
                SUPPORTBOT_CHAT_CONTEXT_TOKENS="256", SUPPORTBOT_LOG_FORMAT="json", SUPPORTBOT_RATE_LIMIT_PER_MINUTE="0")
     log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--workers", "2", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--workers", "2", "--port", str(port),
                              "--home", str(tmp_path / "home"), "--sentiment-model", str(clf), "--chat-model", str(chat)],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -45,6 +45,7 @@ def _models(p: argparse.ArgumentParser) -> None:
 def cmd_serve(args) -> int:
     settings = _settings(args)
     from bot import logs
+    from app.server import refuse_open_public_bind
     from bot.runtime import Runtime, use_offline_hub_for_local_models
 
     logs.configure(settings.log_format, logging.DEBUG if args.verbose else getattr(logging, settings.log_level))
@@ -56,11 +57,11 @@ def cmd_serve(args) -> int:
 
     use_offline_hub_for_local_models(settings)
     runtime = Runtime.start(settings)
-    _refuse_open_public_bind(settings, runtime)
+    refuse_open_public_bind(settings, runtime)
     runtime.load_models()
     import uvicorn
 
-    from bot.api.app import create_app
+    from app.server import create_app
 
     app = create_app(runtime, ui=settings.ui and not args.no_ui)
     print(f"supportbot serving on http://{settings.host}:{settings.port} (API under /v1, UI at /)", file=sys.stderr)
@@ -71,13 +72,14 @@ def cmd_serve(args) -> int:
 
 
 def _serve_workers(args, settings: Settings, workers: int) -> int:
-    """N uvicorn worker processes, each building bot.api.asgi:app from the environment:
+    """N uvicorn worker processes, each building app.server:app from the environment:
     the flags given here are passed on as SUPPORTBOT_* variables. The schema is upgraded
     (under the migration lock) and the bind checked once here, before they start."""
     import os
 
     import uvicorn
 
+    from app.server import refuse_open_public_bind
     from bot.runtime import Runtime
 
     flags = {"home": args.home, "database_url": args.database_url, "host": args.host, "port": args.port,
@@ -94,33 +96,14 @@ def _serve_workers(args, settings: Settings, workers: int) -> int:
     os.environ["SUPPORTBOT_UI"] = "false"
     runtime = Runtime.start(settings)
     try:
-        _refuse_open_public_bind(settings, runtime)
+        refuse_open_public_bind(settings, runtime)
     finally:
         runtime.close()
     print(f"supportbot serving on http://{settings.host}:{settings.port} with {workers} workers (API under /v1)",
           file=sys.stderr)
-    uvicorn.run("bot.api.asgi:app", host=settings.host, port=settings.port, workers=workers,
+    uvicorn.run("app.server:app", host=settings.host, port=settings.port, workers=workers,
                 log_level=settings.log_level.lower(), **({"log_config": None} if settings.log_format == "json" else {}))
     return 0
-
-
-def _refuse_open_public_bind(settings: Settings, runtime) -> None:
-    import ipaddress
-
-    from storage.repositories import api_keys
-
-    host = settings.host
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
-        return
-    with runtime.sessions() as session:
-        has_key = api_keys.any_active_api_key(session)
-    if not has_key:
-        raise SupportbotError(f"refusing to listen on {host} while no API key exists: "
-                              "run 'supportbot keys create NAME' first, or serve on 127.0.0.1")
 
 
 # ---- sentiment -------------------------------------------------------------------------
@@ -522,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="port (default 7860)")
     s.add_argument("--no-ui", action="store_true", help="API only")
     s.add_argument("--workers", type=int, help="worker processes (SUPPORTBOT_WORKERS, default 1); more than one "
-                                               "serves the API only (bot.api.asgi:app in each)")
+                                               "serves the API only (app.server:app in each)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("chat", help="chat with the bot in the terminal (one line per turn)")

@@ -1,11 +1,11 @@
-"""`supportbot models list | activate VERSION | rollback TASK` through bot.cli.main(argv),
+"""`supportbot models list | activate VERSION | rollback TASK` through app.cli.main(argv),
 over a real SQLite file under --home."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.cli import main
+from app.cli import main
 from core.config import settings_with
 from fixtures.adapters import truncate_weights, write_adapter
 from storage.db import make_engine, make_session_factory, upgrade

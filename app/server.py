@@ -1,7 +1,8 @@
-"""supportbot as an ASGI application, for process managers that run several workers:
+"""supportbot's server: the API (bot/api) with the UI (ui/) mounted, for `supportbot serve`
+and as an ASGI application for process managers that run several workers:
 
-    uvicorn bot.api.asgi:app --workers 4 --host 127.0.0.1 --port 7860
-    gunicorn -k uvicorn.workers.UvicornWorker -w 4 -b 127.0.0.1:7860 bot.api.asgi:app
+    uvicorn app.server:app --workers 4 --host 127.0.0.1 --port 7860
+    gunicorn -k uvicorn.workers.UvicornWorker -w 4 -b 127.0.0.1:7860 app.server:app
     supportbot serve --workers 4        # the same, through uvicorn
 
 Settings come from the environment (`SUPPORTBOT_*`, `.env`), as for `serve`. Each worker
@@ -21,14 +22,47 @@ from __future__ import annotations
 import logging
 import threading
 
+from core.errors import SupportbotError
+
 log = logging.getLogger(__name__)
+
+
+def create_app(runtime, *, ui: bool = True):
+    """The API on a started runtime, with the staff UI at / and the open customer chat at
+    /chat unless ui is off."""
+    from bot.api.app import create_api
+
+    app = create_api(runtime)
+    if ui:
+        from ui.app import mount_ui
+
+        app = mount_ui(app, runtime)
+    return app
+
+
+def refuse_open_public_bind(settings, runtime) -> None:
+    """Refuse to listen beyond loopback while no API key exists."""
+    import ipaddress
+
+    from storage.repositories import api_keys
+
+    host = settings.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return
+    with runtime.sessions() as session:
+        has_key = api_keys.any_active_api_key(session)
+    if not has_key:
+        raise SupportbotError(f"refusing to listen on {host} while no API key exists: "
+                              "run 'supportbot keys create NAME' first, or serve on 127.0.0.1")
 
 
 def build_app(settings=None):
     """The whole app (API, and the UI unless settings.ui is off) on a started runtime."""
     from bot import logs
-    from bot.api.app import create_app
-    from bot.cli import _refuse_open_public_bind
     from core.config import Settings
     from bot.runtime import Runtime, use_offline_hub_for_local_models
 
@@ -37,7 +71,7 @@ def build_app(settings=None):
         logs.configure(settings.log_format, getattr(logging, settings.log_level))
     use_offline_hub_for_local_models(settings)
     runtime = Runtime.start(settings)
-    _refuse_open_public_bind(settings, runtime)
+    refuse_open_public_bind(settings, runtime)
     runtime.load_models()
     return create_app(runtime, ui=settings.ui)
 
