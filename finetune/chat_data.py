@@ -25,6 +25,7 @@ from core.errors import InputError
 
 ROLES = ("system", "user", "assistant")
 IGNORE_INDEX = -100  # labels with this value are left out of the loss (torch cross_entropy's default)
+DEFAULT_MAX_LENGTH = 384  # tokens; a Bitext exchange with the system prompt is ~150-350 SmolLM2 tokens
 MAX_LISTED_PROBLEMS = 10
 
 

@@ -62,7 +62,7 @@ def run(args: MergeArgs) -> Path:
     import torch
 
     from core.config import settings_with
-    from finetune.chat import load_chat_model
+    from finetune.chat_model import load_chat_model
 
     meta = json.loads((Path(args.adapter) / "supportbot.json").read_text())
     trained_on = f" (it was trained on a {meta['quantization']}-quantized base)" if meta.get("quantization") else ""

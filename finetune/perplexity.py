@@ -11,7 +11,7 @@ import math
 import random
 from pathlib import Path
 
-from finetune.chat_data import IGNORE_INDEX, encode_all, eval_batches, read_conversations
+from finetune.chat_data import DEFAULT_MAX_LENGTH, IGNORE_INDEX, encode_all, eval_batches, read_conversations
 
 EVAL_BATCH_SIZE = 8  # logits are batch x tokens x vocabulary floats: 8 x 384 x 49k = 600 MB
 SAMPLE_SEED = 42  # the chat recipe's default --seed: --max-samples N picks the same rows as --max-eval-samples N
@@ -46,7 +46,7 @@ def perplexity(model, batches) -> dict:
 def evaluate_chat(ref: str, data: str | Path, cache_dir: Path, *, max_samples: int = 0,
                   batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """`supportbot eval chat`: a model reference or a chat adapter directory on a chat JSONL file."""
-    from finetune.chat import DEFAULT_MAX_LENGTH, load_chat_model
+    from finetune.chat_model import load_chat_model
 
     conversations = read_conversations(data)
     if max_samples and len(conversations) > max_samples:

@@ -16,7 +16,7 @@ Configurations (--configs); all but the -gc ones run with the recipe's defaults,
   cls-full, cls-lora (cls-lora-gc, cls-qlora on request): the same on finetune/classifier.py
                 (minilm-l6), full being its --full-finetune
 
-The models are built by the recipes' own functions (load_base_lm / load_base_classifier,
+The models are built by the recipes' own functions (chat_model.load_base_lm / classifier.load_base_classifier,
 build_lora_config, build_bnb_config, copy_mapped_weights, prepare_model_for_kbit_training,
 keep_4bit_weights_trainable_on_cpu, enable_gradient_checkpointing) with the recipes' default
 hyperparameters (LoRA rank 16, alpha 32, dropout on all linear layers but the head; nf4 with
@@ -182,7 +182,8 @@ def chat_batches(args, n_batches: int):
     from core.config import settings_with
     from core.model_refs import resolve
     from finetune import chat_data
-    from finetune.chat import ChatArgs, load_tokenizer
+    from finetune.chat import ChatArgs
+    from finetune.chat_model import load_tokenizer
 
     base = resolve(ChatArgs().base, settings_with().model_cache_dir)
     tokenizer = load_tokenizer(base)
@@ -233,7 +234,8 @@ def build_model(family: str, method: str, checkpointing: str, base, labels: list
 
     copied = 0
     if family == "chat":
-        from finetune.chat import ChatArgs, build_bnb_config, build_lora_config, load_base_lm
+        from finetune.chat import ChatArgs, build_bnb_config, build_lora_config
+        from finetune.chat_model import load_base_lm
 
         recipe_args = ChatArgs(qlora=method == "qlora", gradient_checkpointing=checkpointing)
         # As finetune/chat.py: 4-bit weights are quantized while loading (bitsandbytes models refuse .to()).

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from core.config import settings_with
-    from finetune.chat import load_chat_model
+    from finetune.chat_model import load_chat_model
     from finetune.chat_data import read_conversations
 
     torch.manual_seed(0)

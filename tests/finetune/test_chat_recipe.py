@@ -27,7 +27,8 @@ from app import cli
 from core.errors import InputError
 from finetune import chat_data
 from finetune.args import parse_args
-from finetune.chat import ChatArgs, load_chat_model, main
+from finetune.chat import ChatArgs, main
+from finetune.chat_model import load_chat_model
 from finetune.perplexity import evaluate_chat
 from fixtures import tiny
 from fixtures.env import clean_supportbot_env
