@@ -44,6 +44,8 @@ class Settings(BaseSettings):
         "me5-small", description="retrieval encoder for the languages embedding_model does not read (Chinese...); "
         "'none': those rank by words alone")
     intent_model: str | None = Field("intent-bitext", description="intent of each customer turn; 'none': off")
+    intent_model_zh: str | None = Field(
+        "intent-me5", description="intent of Chinese turns (me5-small, Bitext's 27 intents); 'none': off")
 
     # Generation: the local chat model, or any OpenAI-compatible server (vLLM, TGI, ...).
     chat_backend: Literal["local", "remote"] = "local"
@@ -134,7 +136,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="least severe level logged")
     workers: int = Field(1, ge=1, le=64, description="serve: worker processes (app.server); >1 serves the API only")
 
-    @field_validator("sentiment_model_zh", "intent_model", "embedding_model_multilingual", mode="before")
+    @field_validator("sentiment_model_zh", "intent_model", "intent_model_zh", "embedding_model_multilingual",
+                     mode="before")
     @classmethod
     def _empty_is_none(cls, v):
         return None if v in ("", "none", "None") else v
