@@ -70,6 +70,7 @@ SHIPPED: dict[str, str] = {
     "sentiment-zh": "Chinese sentiment, negative/neutral/positive, LoRA on gemma3-270m",
     "sentiment-zh-me5": "Chinese sentiment, negative/neutral/positive, LoRA on me5-small (the default Chinese route)",
     "intent-bitext": "customer-service intents (Bitext, 27), English, LoRA on minilm-l6",
+    "intent-me5": "customer-service intents (Bitext, 27), English and Chinese, LoRA on me5-small (the Chinese route)",
     "chat-bitext": "customer-service replies grounded in a KB article, English, LoRA on smollm2-135m",
 }
 
