@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def use_offline_hub_for_local_models(settings: Settings) -> None:
     """Packaged/local models need no network: tell huggingface_hub before it is imported."""
     refs = [settings.sentiment_model, settings.sentiment_model_zh, settings.chat_model, settings.embedding_model,
-            settings.embedding_model_multilingual, settings.intent_model]
+            settings.embedding_model_multilingual, settings.intent_model, settings.intent_model_zh]
     if all(r is None or r in PACKAGED or r in SHIPPED or os.path.isdir(r) for r in refs):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -163,7 +163,10 @@ class Runtime:
         if name == "intent":
             from bot.intent import IntentService
 
-            return refs[0] and IntentService.load(refs[0], s.model_cache_dir, batch_size=s.inference_batch_size)
+            # Chinese turns: their own model (intent_model_zh; not a model-versions route yet);
+            # intent_model 'none' turns intent off for every language.
+            return refs[0] and IntentService.load(refs[0], s.model_cache_dir, model_zh=s.intent_model_zh,
+                                                  batch_size=s.inference_batch_size)
         return self._load_generator(refs[0])
 
     def _versioned(self, name: str):
