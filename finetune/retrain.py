@@ -38,7 +38,7 @@ from typing import Callable, Iterator
 import sqlalchemy as sa
 
 from core.config import Settings
-from core.errors import SupportbotError
+from core.errors import InputError, SupportbotError
 from bot.metrics import RETRAIN_RUNS
 from bot.sentiment import ROUTE_LANGUAGES  # which languages each model route serves
 from storage import export as exports
@@ -359,10 +359,12 @@ def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run
             candidate.metrics = {**(candidate.metrics or {}), "retrain": measured["candidate"]}
             run = session.get(RetrainRun, run_id)
             run.candidate_version_id = candidate.id
-            if promote:
-                versions.ensure_baseline(session, settings, task, route)
-                mv.activate_model_version(session, version_id=candidate.id)
-            else:
+            if promote:  # the same path as `supportbot models activate` and the API: refused if not servable
+                try:
+                    versions.activate(session, settings, candidate.id, task)
+                except InputError as exc:  # check_loadable refused it before anything was written
+                    promote, reason = False, f"the candidate cannot be served: {exc}"
+            if not promote:
                 candidate.status = "rejected"
             details["total_s"] = round(time.monotonic() - started, 1)
             run.status, run.reason, run.details, run.finished_at = (

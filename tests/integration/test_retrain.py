@@ -176,6 +176,41 @@ def test_a_worse_candidate_is_rejected_and_the_active_version_stays(world, capsy
     assert labels_of(url, PROBES + ["the phone is great", "where is my order"]) == answers
 
 
+def test_a_candidate_that_cannot_be_served_is_not_promoted(world, capsys, monkeypatch):
+    """One promotion path (issue 17): retrain promotes through bot.versions.activate, so an
+    adapter that the API would refuse (check_loadable: here a truncated weights file) is
+    rejected even when the judge prefers it."""
+    from finetune import retrain as rt
+
+    url, runtime = world["url"], world["runtime"]
+    with runtime.sessions() as session:
+        before = model_versions.get_active_model_version(session, task="sentiment")
+    made = {}
+
+    def broken_training(settings, task, active_ref, train_files, out, version):
+        out.mkdir(parents=True)
+        (out / "supportbot.json").write_text(json.dumps({"task": task, "labels": ["negative", "neutral", "positive"]}))
+        (out / "adapter_config.json").write_text("{}")
+        (out / "adapter_model.safetensors").write_bytes(b"\x00" * 7)  # truncated
+        made["out"] = str(out)
+
+    monkeypatch.setattr(rt, "_train", broken_training)
+    monkeypatch.setattr(rt, "score_classifier",  # the judge prefers the candidate on everything
+                        lambda ref, task, data, settings, restrict=True: 99.0 if ref == made["out"] else 50.0)
+    for text in pattern(TAILS[2:3]):
+        correct(url, customer_turn(url, text)["message_id"], "negative")
+
+    assert cli(["retrain", "--json"]) == 0
+    outcome = next(o for o in json.loads(capsys.readouterr().out) if o["task"] == "sentiment")
+    assert outcome["status"] == "rejected", outcome
+    assert outcome["reason"].startswith("the candidate cannot be served: ") and "safetensors" in outcome["reason"]
+    with runtime.sessions() as session:
+        after = model_versions.get_active_model_version(session, task="sentiment")
+        assert (after.id if after else None) == (before.id if before else None)
+        candidate = session.get(RetrainRun, outcome["run_id"]).candidate_version_id
+        assert model_versions.get_model_version(session, version_id=candidate).status == "rejected"
+
+
 def test_a_second_run_while_one_holds_the_lock_is_refused(world, capsys):
     from finetune.retrain import retrain_lock
 
