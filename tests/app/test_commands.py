@@ -157,11 +157,11 @@ def test_keys_errors(capsys, tmp_path):
 def test_models_list(capsys, tmp_path):
     assert main(["models", "list", "--home", str(tmp_path)]) == 0
     # The packaged and shipped models come first; the database's versions follow after a
-    # blank line (tests/bot/test_cli_models.py).
+    # blank line (tests/app/test_commands_models.py).
     lines = capsys.readouterr().out.strip().split("\n\n")[0].splitlines()
     kinds = {line.split()[0]: line.split()[1] for line in lines}
     assert kinds == {"minilm-l6": "packaged", "smollm2-135m": "packaged", "gemma3-270m": "packaged", "me5-small": "packaged",
-                     "sentiment-en": "shipped", "sentiment-zh": "shipped", "sentiment-zh-me5": "shipped", "intent-bitext": "shipped",
+                     "sentiment-en": "shipped", "sentiment-zh": "shipped", "sentiment-zh-me5": "shipped", "intent-bitext": "shipped", "intent-me5": "shipped",
                      "chat-bitext": "shipped"}
 
 
