@@ -182,3 +182,15 @@ def test_history_given_by_a_client_is_stored_and_used(runtime):
     sent = runtime.generator.calls[-1]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
     assert [r[0] for r in stored(runtime, cid)] == ["customer", "bot", "customer", "bot"]
+
+
+def test_a_handoff_also_tells_what_the_article_says_and_stores_it(runtime):
+    d = runtime.dialogue
+    cid = d.create_conversation()
+    r = d.turn(cid, "I want to talk to a human about how long express shipping takes")
+    assert r.escalate and r.escalation_reason == "customer_request" and r.status == "escalated"
+    assert r.reply.text.startswith("I'm connecting you with a human colleague")
+    assert "1-2 business days" in r.reply.text and [s["id"] for s in r.reply.sources] == ["en-shipping"]
+    assert stored(runtime, cid)[-1][1] == r.reply.text  # the customer sees what is stored
+    plain = d.turn(d.create_conversation(), "I want to talk to a human")  # nothing to add: the hand-over alone
+    assert plain.reply.sources == [] and "help pages" not in plain.reply.text
