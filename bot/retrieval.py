@@ -216,13 +216,16 @@ class KnowledgeIndex:
         None: lexical only."""
         self.articles = list(articles)
         self.embedders = as_embedders(embedder)
-        self.embedder = embedder
         if vectors is None:
             self._vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         elif isinstance(vectors, dict):
             self._vectors = dict(vectors)
         else:
             self._vectors = {getattr(embedder, "name", None): (np.arange(len(self.articles)), vectors)}
+        self._embedded_by: dict[str, np.ndarray] = {}  # encoder name -> which articles it embedded
+        for name, (rows, _) in self._vectors.items():
+            self._embedded_by[name] = np.zeros(len(self.articles), dtype=bool)
+            self._embedded_by[name][rows] = True
         counts = [Counter(terms(a.text)) for a in self.articles]  # per article; dropped after the build
         self._lengths = np.array([sum(d.values()) for d in counts], dtype=np.float32)
         self._avg_len = float(self._lengths.mean()) if len(counts) else 1.0
@@ -297,8 +300,7 @@ class KnowledgeIndex:
         encoder = self.embedder_for(language)
         if encoder is not None:
             rows, matrix = self._vectors[encoder.name]
-            embedded = np.zeros(len(self.articles), dtype=bool)
-            embedded[rows] = True
+            embedded = self._embedded_by[encoder.name]
             mask = mask & embedded if (mask & embedded).any() else mask
             cosine = np.zeros(len(self.articles), dtype=np.float32)
             cosine[rows] = matrix @ embed_query(encoder, query)

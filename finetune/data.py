@@ -81,16 +81,7 @@ def read_texts(path: str | Path) -> list[str]:
 
 def mix_texts(sources: list[Source], seed: int) -> list[str]:
     """Unlabelled texts from weighted sources, as `mix` does for labelled ones."""
-    rng = random.Random(seed)
-    mixed: list[str] = []
-    for source in sources:
-        rows = read_texts(source.path)
-        whole, frac = int(source.weight), source.weight - int(source.weight)
-        mixed.extend(rows * whole)
-        if frac:
-            mixed.extend(rng.sample(rows, round(len(rows) * frac)))
-    rng.shuffle(mixed)
-    return mixed
+    return _mix(sources, read_texts, seed)
 
 
 def _read_rows(path: str | Path) -> tuple[list[dict], list[int], str]:
@@ -133,10 +124,15 @@ def _read_rows(path: str | Path) -> tuple[list[dict], list[int], str]:
 
 def mix(sources: list[Source], seed: int) -> list[Example]:
     """Concatenate weighted sources (deterministic for a seed) and shuffle."""
+    return _mix(sources, read_examples, seed)
+
+
+def _mix(sources: list[Source], read, seed: int) -> list:
+    """Each source's rows (`read(path)`) `weight` times over (a fraction: a sample), shuffled."""
     rng = random.Random(seed)
-    mixed: list[Example] = []
+    mixed: list = []
     for source in sources:
-        rows = read_examples(source.path)
+        rows = read(source.path)
         whole, frac = int(source.weight), source.weight - int(source.weight)
         mixed.extend(rows * whole)
         if frac:
