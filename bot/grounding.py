@@ -31,6 +31,7 @@ MAX_WORDS = 80  # English replies: what a person reads at a glance
 MAX_CHARS = 150  # Chinese replies
 LEAD_BONUS = 0.08  # the article's first sentence
 KEEP_RATIO = 0.0  # sentences by score until the length budget is spent (raise to keep only strong ones)
+MAX_QUESTIONS = 4  # questions of one turn searched on their own (a turn of 2,000 "?" costs no more)
 SECOND_ARTICLE_SENTENCES = 2  # from an article that answers a second question in the turn
 
 # A sentence ends at . ! ? followed by a space and not inside a number ("$9.90"), an
@@ -114,7 +115,7 @@ def select(question: str, hits: Sequence[Hit], *, embed=None, max_sentences: int
 def other_questions(question: str, first: Hit, search) -> list[tuple[str, Hit]]:
     """(clause, article) for each question inside the turn (`clauses`) that an article
     other than `first` answers best. `search`: text -> hits that pass the threshold."""
-    parts = clauses(question)
+    parts = clauses(question)[:MAX_QUESTIONS]
     if len(parts) < 2:
         return []
     out = []

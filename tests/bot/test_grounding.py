@@ -4,7 +4,7 @@ framing and length."""
 
 from __future__ import annotations
 
-from bot.grounding import MAX_CHARS, MAX_WORDS, clauses, compose, other_questions, select, split_sentences
+from bot.grounding import MAX_CHARS, MAX_QUESTIONS, MAX_WORDS, clauses, compose, other_questions, select, split_sentences
 from bot.retrieval import Hit, terms
 
 CANCEL = Hit("en-cancel", "Cancelling an order", (
@@ -83,3 +83,14 @@ def test_the_reply_leads_with_an_apology_when_upset_and_stays_short():
     assert len(compose(select("cancel fees", [long]), language="en", upset=False).split()) <= MAX_WORDS
     zh = compose(select("加急配送要多少钱？", [ZH_SHIP]), language="zh", upset=True, apology="非常抱歉给您带来不便。")
     assert zh.startswith("非常抱歉") and len(zh) <= MAX_CHARS + 20 and " " not in zh[:12]
+
+
+def test_a_turn_full_of_questions_costs_a_bounded_number_of_searches():
+    searched = []
+
+    def search(clause):
+        searched.append(clause)
+        return [REFUND]
+
+    other_questions("How do I cancel? " + "Refund? " * 2000, CANCEL, search)
+    assert 0 < len(searched) <= MAX_QUESTIONS
