@@ -310,8 +310,12 @@ class KnowledgeIndex:
             rank = (1 - RANK_LEXICAL) * _standardised(cosine, mask) + RANK_LEXICAL * _standardised(lexical, mask)
         if intent is not None and intent.label in self._tagged:
             tagged = float(intent.score) * self._tagged[intent.label]
-            score = score + INTENT_BOOST * tagged
-            rank = rank + (INTENT_RANK_BOOST if encoder is not None else INTENT_BOOST) * tagged
+            if encoder is not None:
+                # The intent orders the candidates but does not make a turn answerable: an
+                # intent model names one of its intents for any text, out-of-scope ones too.
+                rank = rank + INTENT_RANK_BOOST * tagged
+            else:
+                score = rank = score + INTENT_BOOST * tagged
         score = np.minimum(score, 1.0)
         order = top_k(np.where(mask, rank, -np.inf), k)
         return [Hit(a.id, a.title, a.body, a.language, float(score[i]))

@@ -52,13 +52,21 @@ def test_scores_are_absolute_an_unrelated_question_scores_low():
     assert 0 <= bad < 0.2 < good <= 1.0
 
 
-def test_intent_tags_boost_their_articles():
+def test_intent_tags_rank_their_articles_first_but_do_not_make_a_turn_answerable():
     idx = index()
-    plain = {h.id: h.score for h in idx.search("when will it come", language="en", k=3)}
-    boosted = {h.id: h.score for h in idx.search("when will it come", language="en", k=3,
-                                                 intent=IntentResult("delivery_period", 1.0))}
-    assert boosted["en-shipping"] > plain.get("en-shipping", 0)
-    assert boosted["en-shipping"] == max(boosted.values())
+    shipping, refund = IntentResult("delivery_period", 1.0), IntentResult("get_refund", 1.0)
+    plain = idx.search("is it free", language="en", k=3)
+    boosted = idx.search("is it free", language="en", k=3, intent=refund)
+    assert plain[0].id == "en-shipping" and boosted[0].id == "en-returns"
+    # an intent model names an intent for any text: the score that decides "answer" ignores it
+    scores = {h.id: h.score for h in plain}
+    assert all(h.score == scores.get(h.id, h.score) for h in boosted)
+    weather = idx.search("what is the capital of France", language="en", intent=shipping)[0]
+    assert weather.score < 0.2
+    # words alone (no encoder): the intent still adds to the score, as before
+    lexical = KnowledgeIndex(ARTICLES, None, None)
+    assert (lexical.search("when will it come", language="en", intent=shipping)[0].score
+            > max([h.score for h in lexical.search("when will it come", language="en")] + [0]))
 
 
 def test_lexical_only_without_embeddings():
