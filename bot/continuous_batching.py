@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Iterator
 
-from bot.metrics import BATCH_QUEUE_DEPTH, BATCH_WAITING
+from bot.prometheus import BATCH_QUEUE_DEPTH, BATCH_WAITING
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class ContinuousBatcher:
                 self._manager.cancel_request(request_id)
 
     def _count_queue(self, change: int) -> None:
-        """Queue depth (bot.metrics): replies in the engine, and those beyond the replies it
+        """Queue depth (bot.prometheus): replies in the engine, and those beyond the replies it
         decodes at once, which wait for a slot. Called under self._lock."""
         BATCH_QUEUE_DEPTH.inc(change)
         waiting = max(0, len(self._streams) - self._max_requests)

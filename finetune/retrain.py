@@ -39,7 +39,7 @@ import sqlalchemy as sa
 
 from core.config import Settings
 from core.errors import InputError, SupportbotError
-from bot.metrics import RETRAIN_RUNS
+from bot.prometheus import RETRAIN_RUNS
 from bot.sentiment import ROUTE_LANGUAGES  # which languages each model route serves
 from storage import export as exports
 from storage.models import DEFAULT_ROUTE, TASKS, Export, RetrainRun, utcnow
@@ -388,7 +388,7 @@ def _where(task: str, route: str) -> str:
 
 @contextlib.contextmanager
 def _count_busy(pairs: list[tuple[str, str]]) -> Iterator[None]:
-    """Outcome "busy" (bot.metrics) for each planned task when another run holds the lock."""
+    """Outcome "busy" (bot.prometheus) for each planned task when another run holds the lock."""
     try:
         yield
     except RetrainBusy:

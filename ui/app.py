@@ -28,7 +28,7 @@ from bot.ratelimit import RateLimiter  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from ui.admin import build_admin_tab  # noqa: E402
 from ui.auth import Access  # noqa: E402
-from ui.chat import build_chat_tab  # noqa: E402
+from ui.customer_chat import build_chat_tab  # noqa: E402
 from ui.dashboard import build_dashboard_tab  # noqa: E402
 from ui.common import upload_path  # noqa: E402
 from ui.inbox import build_inbox_tab  # noqa: E402

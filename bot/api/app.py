@@ -28,7 +28,7 @@ from core.errors import (ConflictError, DatabaseUnavailableError, InputError, Mo
                         PayloadTooLargeError)
 from bot.generation import GenerationError
 from bot.logs import RequestIdMiddleware
-from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
+from bot.prometheus import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
 from bot.ratelimit import RateLimitedError, RateLimiter
 from bot.runtime import Runtime
 

@@ -1,6 +1,6 @@
 """Logs and metrics an operator plugs in (issue 19): JSON log lines with time and the
 request id (propagated into the dialogue's lines), and the Prometheus metrics of
-bot.metrics: time to first token, tokens/s, turns, escalations by reason, 429s, the
+bot.prometheus: time to first token, tokens/s, turns, escalations by reason, 429s, the
 continuous batcher's queue depth and retrain outcomes."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from bot import logs
 from app.server import create_app
-from bot.metrics import REGISTRY
+from bot.prometheus import REGISTRY
 from fixtures.dialogue import make_runtime
 from fixtures.fakes import ScriptedGenerator
 

@@ -38,7 +38,7 @@ from bot.api.schemas import ChatCompletionRequest
 from bot.dialogue import TurnResult
 from core.errors import InputError, NotFoundError, PayloadTooLargeError
 from bot.generation import GenerationParams
-from bot.metrics import observe_generation
+from bot.prometheus import observe_generation
 from bot.api.routes.conversations import accessible
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -69,7 +69,7 @@ def _about(exc: Exception, param: str | None, code: str | None = None) -> Except
 class _Watched:
     """The chat model as one request sees it (the Generator protocol, delegating): records
     the generator's own count of the messages it was given, the reply's tokens, whether
-    the token limit cut it, and its speed (bot.metrics)."""
+    the token limit cut it, and its speed (bot.prometheus)."""
 
     def __init__(self, inner, *, endpoint: str, started: float):
         self.inner, self.endpoint, self.started = inner, endpoint, started

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.api.deps import RuntimeDep
 from bot.api.schemas import HealthPublic
-from bot.metrics import REGISTRY
+from bot.prometheus import REGISTRY
 from storage.db import ping
 
 router = APIRouter(tags=["health"])

@@ -8,7 +8,7 @@ from bot.api.auth import CallerDep
 from bot.api.deps import SentimentDep, SessionDep, SettingsDep
 from bot.api.schemas import SentimentPublic, SentimentRequest
 from bot.guard import check_texts
-from bot.metrics import SENTIMENT_BATCH, SENTIMENT_TEXTS
+from bot.prometheus import SENTIMENT_BATCH, SENTIMENT_TEXTS
 from storage.repositories.predictions import PredictionRecord, log_predictions
 
 router = APIRouter(prefix="/v1", tags=["sentiment"])
