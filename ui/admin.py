@@ -10,6 +10,7 @@ import time
 from contextlib import redirect_stderr
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import pandas as pd
@@ -141,100 +142,125 @@ def kb_table(runtime: Runtime) -> tuple[list[list], list[str]]:
                 [a.id for a in articles])
 
 
-def build_admin_tab(runtime: Runtime, access: Access) -> None:
-    def admin(request: gr.Request | None) -> str:
-        return require(access, request, "admin")
+def build_admin_tab(runtime: Runtime, access: Access) -> list[tuple]:
+    """The tab's components and events, inside the caller's gr.Tab. Returns what ui/app.py
+    runs when the tab is selected: [(function, inputs, outputs), ...]."""
+    events = AdminEvents(runtime, access)
+    gr.Markdown("Admins only. Changes here affect what every customer gets.")
+    ui = SimpleNamespace(**runs_panel(), **versions_panel(), **retrain_panel(), **knowledge_panel())
+    wire_runs(ui, events)
+    wire_versions(ui, events)
+    wire_retrain(ui, events)
+    wire_knowledge(ui, events)
+    return [(events.refresh_kb, [], [ui.kb_rows, ui.pick]), (events.refresh_runs, [ui.run], run_outputs(ui)),
+            (events.refresh_versions, [], [ui.version_rows, ui.version, ui.route])]
 
-    # runs
-    def refresh_runs(selected: str | None, request: gr.Request):
-        admin(request)
-        rows, choices = runs_table(runtime)
+
+class AdminEvents:
+    """What the tab's events do; each one checks that the caller is an admin now."""
+
+    def __init__(self, runtime: Runtime, access: Access):
+        self.runtime, self.access = runtime, access
+
+    def admin(self, request: gr.Request | None) -> str:
+        return require(self.access, request, "admin")
+
+    # -- fine-tune runs and the retrain job -----------------------------------------------
+
+    def refresh_runs(self, selected: str | None, request: gr.Request):
+        self.admin(request)
+        rows, choices = runs_table(self.runtime)
         ids = [c[1] for c in choices]
         selected = selected if selected in ids else (ids[0] if ids else None)
-        text, curve = run_details(runtime, selected)
-        return rows, gr.update(choices=choices, value=selected), text, curve, job_for(runtime).status()
+        text, curve = run_details(self.runtime, selected)
+        return rows, gr.update(choices=choices, value=selected), text, curve, job_for(self.runtime).status()
 
-    def tick(selected: str | None, request: gr.Request):
-        if access.role(getattr(request, "username", None)) != "admin":
-            return (gr.skip(),) * len(run_outputs)
-        return refresh_runs(selected, request)
+    def tick(self, selected: str | None, request: gr.Request):
+        if self.access.role(getattr(request, "username", None)) != "admin":
+            return (gr.skip(),) * 5  # one for each of refresh_runs' outputs
+        return self.refresh_runs(selected, request)
 
-    def refresh_versions(request: gr.Request):
-        admin(request)
-        return versions_table(runtime), gr.update(choices=version_choices(runtime)), gr.update(
-            choices=route_choices(runtime))
+    def show_run(self, run_id: str | None, request: gr.Request):
+        self.admin(request)
+        return run_details(self.runtime, run_id)
 
-    def show_run(run_id: str | None, request: gr.Request):
-        admin(request)
-        return run_details(runtime, run_id)
-
-    # versions
-    def activate(version_id: str | None, request: gr.Request):
-        admin(request)
-        if not version_id:
-            raise gr.Error("Pick a version.")
-        with user_errors(), runtime.sessions.begin() as session:
-            v = versions.activate(session, runtime.settings, version_id)
-            message = f"Activated **{esc(v.task)}/{esc(v.route)} {esc(v.name)}**; the server swaps it in within seconds."
-        return message, versions_table(runtime), gr.update(choices=version_choices(runtime))
-
-    def rollback(route: str | None, request: gr.Request):
-        admin(request)
-        if not route:
-            raise gr.Error("Pick a task/route.")
-        task, _, route_name = route.partition("/")
-        with user_errors(), runtime.sessions.begin() as session:
-            v = versions.rollback(session, runtime.settings, task, route_name or "default")
-            message = f"Rolled **{esc(task)}/{esc(route_name)}** back to **{esc(v.name)}**."
-        return message, versions_table(runtime), gr.update(choices=version_choices(runtime))
-
-    def start_retrain(dry_run: bool, request: gr.Request):
-        admin(request)
-        job = job_for(runtime)
-        job.start(runtime, dry_run=dry_run)
+    def start_retrain(self, dry_run: bool, request: gr.Request):
+        self.admin(request)
+        job = job_for(self.runtime)
+        job.start(self.runtime, dry_run=dry_run)
         time.sleep(0.5)  # the first log line, usually
         return job.status()
 
-    # knowledge base
-    def refresh_kb(request: gr.Request):
-        admin(request)
-        rows, ids = kb_table(runtime)
+    # -- model versions -------------------------------------------------------------------
+
+    def refresh_versions(self, request: gr.Request):
+        self.admin(request)
+        return versions_table(self.runtime), gr.update(choices=version_choices(self.runtime)), gr.update(
+            choices=route_choices(self.runtime))
+
+    def activate(self, version_id: str | None, request: gr.Request):
+        self.admin(request)
+        if not version_id:
+            raise gr.Error("Pick a version.")
+        with user_errors(), self.runtime.sessions.begin() as session:
+            v = versions.activate(session, self.runtime.settings, version_id)
+            message = f"Activated **{esc(v.task)}/{esc(v.route)} {esc(v.name)}**; the server swaps it in within seconds."
+        return message, versions_table(self.runtime), gr.update(choices=version_choices(self.runtime))
+
+    def rollback(self, route: str | None, request: gr.Request):
+        self.admin(request)
+        if not route:
+            raise gr.Error("Pick a task/route.")
+        task, _, route_name = route.partition("/")
+        with user_errors(), self.runtime.sessions.begin() as session:
+            v = versions.rollback(session, self.runtime.settings, task, route_name or "default")
+            message = f"Rolled **{esc(task)}/{esc(route_name)}** back to **{esc(v.name)}**."
+        return message, versions_table(self.runtime), gr.update(choices=version_choices(self.runtime))
+
+    # -- knowledge base -------------------------------------------------------------------
+
+    def refresh_kb(self, request: gr.Request):
+        self.admin(request)
+        rows, ids = kb_table(self.runtime)
         return rows, gr.update(choices=ids)
 
-    def load_article(article_id: str | None, request: gr.Request):
-        admin(request)
+    def load_article(self, article_id: str | None, request: gr.Request):
+        self.admin(request)
         if not article_id:
             return "", "", "en", "", ""
-        with runtime.sessions() as session:
+        with self.runtime.sessions() as session:
             a = kb_articles.get_kb_article(session, article_id=article_id)
             if a is None:
                 raise gr.Error(f"No article {article_id!r}.")
             return a.id, a.title, a.language, ", ".join(a.tags or []), a.body
 
-    def save_article(article_id: str, title: str, language: str, tags: str, body: str, request: gr.Request):
-        admin(request)
+    def save_article(self, article_id: str, title: str, language: str, tags: str, body: str, request: gr.Request):
+        self.admin(request)
         with user_errors():
             article = _article({"id": (article_id or "").strip(), "title": (title or "").strip(), "body": body,
                                 "language": (language or "").strip() or None,
                                 "tags": [t.strip() for t in (tags or "").split(",") if t.strip()]}, "the form")
-            with runtime.sessions.begin() as session:
-                import_articles(session, [article], runtime.embedder)
-        rows, ids = kb_table(runtime)
+            with self.runtime.sessions.begin() as session:
+                import_articles(session, [article], self.runtime.embedder)
+        rows, ids = kb_table(self.runtime)
         return f"Saved article `{esc(article.id)}`.", rows, gr.update(choices=ids, value=article.id)
 
-    def import_file(file, request: gr.Request):
-        admin(request)
+    def import_file(self, file, request: gr.Request):
+        self.admin(request)
         if not file:
             raise gr.Error("Upload a .jsonl or .md file.")
         file = uploaded_file(file, (".jsonl", ".md"))  # never a path the client names
         with user_errors():
             articles: list[Article] = read_articles(file)
-            with runtime.sessions.begin() as session:
-                n = import_articles(session, articles, runtime.embedder)
-        rows, ids = kb_table(runtime)
+            with self.runtime.sessions.begin() as session:
+                n = import_articles(session, articles, self.runtime.embedder)
+        rows, ids = kb_table(self.runtime)
         return f"Imported {n} article(s) from `{esc(Path(file).name)}`.", rows, gr.update(choices=ids)
 
-    gr.Markdown("Admins only. Changes here affect what every customer gets.")
+
+# ---- the components, top to bottom --------------------------------------------------------
+def runs_panel() -> dict:
+    """Fine-tune runs: pick one, the table, its details and loss curve."""
     with gr.Accordion("Fine-tune runs", open=True):
         with gr.Row():
             run = gr.Dropdown(label="Run", choices=[], scale=4, elem_id="admin-run")
@@ -243,6 +269,11 @@ def build_admin_tab(runtime: Runtime, access: Access) -> None:
                             label="Runs (newest first)", elem_id="admin-runs")
         details = gr.Markdown(elem_id="admin-run-details")
         curve = gr.LinePlot(x="step", y="value", color="series", title="Loss", elem_id="plot-loss", height=260)
+    return dict(run=run, refresh=refresh, runs=runs, details=details, curve=curve)
+
+
+def versions_panel() -> dict:
+    """Model versions: the table, Activate a version, Roll back a task/route."""
     with gr.Accordion("Model versions", open=True):
         version_rows = gr.Dataframe(headers=VERSION_COLUMNS,
                                     datatype=["str"] * len(VERSION_COLUMNS), interactive=False, wrap=True,
@@ -253,6 +284,12 @@ def build_admin_tab(runtime: Runtime, access: Access) -> None:
             route = gr.Dropdown(label="Task/route", choices=[], scale=2, elem_id="admin-route")
             rollback_button = gr.Button("Roll back", scale=0, min_width=100, elem_id="admin-rollback")
         version_status = gr.Markdown(elem_id="admin-version-status")
+    return dict(version_rows=version_rows, version=version, activate_button=activate_button, route=route,
+                rollback_button=rollback_button, version_status=version_status)
+
+
+def retrain_panel() -> dict:
+    """Start a retrain (or a dry run) and follow its log."""
     with gr.Accordion("Retrain", open=True):
         gr.Markdown("Runs `supportbot retrain` here, in the background: new feedback is exported, mixed with the "
                     "original data, fine-tuned and promoted only when it is measurably better.")
@@ -260,6 +297,11 @@ def build_admin_tab(runtime: Runtime, access: Access) -> None:
             dry_run = gr.Checkbox(label="Dry run (say what would be trained)", value=False, elem_id="admin-dry-run")
             retrain_button = gr.Button("Start retrain", variant="primary", elem_id="admin-retrain")
         retrain_status = gr.Markdown(elem_id="admin-retrain-status")
+    return dict(dry_run=dry_run, retrain_button=retrain_button, retrain_status=retrain_status)
+
+
+def knowledge_panel() -> dict:
+    """Knowledge base: the articles, the editor, importing a file."""
     with gr.Accordion("Knowledge base", open=True):
         kb_rows = gr.Dataframe(headers=KB_COLUMNS, datatype=["str"] * len(KB_COLUMNS), interactive=False, wrap=True,
                                label="Articles", elem_id="admin-kb", max_height=300)
@@ -277,22 +319,42 @@ def build_admin_tab(runtime: Runtime, access: Access) -> None:
             upload = gr.File(label="Import .jsonl / .md", file_types=[".jsonl", ".md"], elem_id="admin-kb-upload")
             import_button = gr.Button("Import file", elem_id="admin-kb-import")
         kb_status = gr.Markdown(elem_id="admin-kb-status")
+    return dict(kb_rows=kb_rows, pick=pick, kb_refresh=kb_refresh, article_id=article_id, title=title,
+                language=language, tags=tags, body=body, save=save, upload=upload, import_button=import_button,
+                kb_status=kb_status)
 
-    run_outputs = [runs, run, details, curve, retrain_status]
-    refresh.click(refresh_runs, inputs=run, outputs=run_outputs, api_name="admin_runs")
-    run.input(show_run, inputs=run, outputs=[details, curve], api_visibility="private")
-    gr.Timer(POLL_S).tick(tick, inputs=run, outputs=run_outputs, api_visibility="private",
+
+# ---- the events ---------------------------------------------------------------------------
+def run_outputs(ui: SimpleNamespace) -> list:
+    return [ui.runs, ui.run, ui.details, ui.curve, ui.retrain_status]
+
+
+def wire_runs(ui: SimpleNamespace, events: AdminEvents) -> None:
+    """Refresh (also every POLL_S seconds while an admin looks), pick a run."""
+    ui.refresh.click(events.refresh_runs, inputs=ui.run, outputs=run_outputs(ui), api_name="admin_runs")
+    ui.run.input(events.show_run, inputs=ui.run, outputs=[ui.details, ui.curve], api_visibility="private")
+    gr.Timer(POLL_S).tick(events.tick, inputs=ui.run, outputs=run_outputs(ui), api_visibility="private",
                           show_progress="hidden", concurrency_limit=None)
-    activate_button.click(activate, inputs=version, outputs=[version_status, version_rows, version],
-                          api_name="admin_activate")
-    rollback_button.click(rollback, inputs=route, outputs=[version_status, version_rows, version],
-                          api_name="admin_rollback")
-    retrain_button.click(start_retrain, inputs=dry_run, outputs=retrain_status, api_name="admin_retrain")
-    kb_refresh.click(refresh_kb, outputs=[kb_rows, pick], api_name="admin_kb_list")
-    pick.input(load_article, inputs=pick, outputs=[article_id, title, language, tags, body], api_name="admin_kb_get")
-    save.click(save_article, inputs=[article_id, title, language, tags, body], outputs=[kb_status, kb_rows, pick],
-               api_name="admin_kb_save")
-    import_button.click(import_file, inputs=upload, outputs=[kb_status, kb_rows, pick], api_name="admin_kb_import")
-    # ui/app.py runs these when the tab is selected
-    return [(refresh_kb, [], [kb_rows, pick]), (refresh_runs, [run], run_outputs),
-            (refresh_versions, [], [version_rows, version, route])]
+
+
+def wire_versions(ui: SimpleNamespace, events: AdminEvents) -> None:
+    """Activate a version, roll a task/route back."""
+    version_outputs = [ui.version_status, ui.version_rows, ui.version]
+    ui.activate_button.click(events.activate, inputs=ui.version, outputs=version_outputs, api_name="admin_activate")
+    ui.rollback_button.click(events.rollback, inputs=ui.route, outputs=version_outputs, api_name="admin_rollback")
+
+
+def wire_retrain(ui: SimpleNamespace, events: AdminEvents) -> None:
+    """Start a retrain; its log shows with the runs."""
+    ui.retrain_button.click(events.start_retrain, inputs=ui.dry_run, outputs=ui.retrain_status,
+                            api_name="admin_retrain")
+
+
+def wire_knowledge(ui: SimpleNamespace, events: AdminEvents) -> None:
+    """List, open, save and import articles."""
+    article_fields = [ui.article_id, ui.title, ui.language, ui.tags, ui.body]
+    kb_outputs = [ui.kb_status, ui.kb_rows, ui.pick]
+    ui.kb_refresh.click(events.refresh_kb, outputs=[ui.kb_rows, ui.pick], api_name="admin_kb_list")
+    ui.pick.input(events.load_article, inputs=ui.pick, outputs=article_fields, api_name="admin_kb_get")
+    ui.save.click(events.save_article, inputs=article_fields, outputs=kb_outputs, api_name="admin_kb_save")
+    ui.import_button.click(events.import_file, inputs=ui.upload, outputs=kb_outputs, api_name="admin_kb_import")

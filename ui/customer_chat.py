@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import html
 import secrets
+from types import SimpleNamespace
 
 import gradio as gr
 
@@ -124,40 +125,63 @@ def status_line(conversation: dict | None, language: str) -> str:
 
 
 def build_chat_tab(runtime: Runtime, *, access: Access | None = None, limiter=None, new_limiter=None,
-                   prefix: str = "chat") -> None:
+                   prefix: str = "chat") -> tuple:
     """The tab's components and events, inside the caller's gr.Blocks/gr.Tab. `access`:
     the staff UI's logins (None: the open customer page); `limiter` / `new_limiter`:
-    per-client RateLimiters for requests and for new conversations (customer page)."""
-    customer = access is None
+    per-client RateLimiters for requests and for new conversations (customer page).
+    Returns what the page runs on load: (function, inputs, outputs)."""
+    events = ChatEvents(runtime, access, limiter, new_limiter)
+    ui = SimpleNamespace(state=gr.State({"ids": [], "count": 0, "busy": False}),
+                         **conversation_bar(prefix, events.customer), **conversation_view(prefix),
+                         **feedback_panel(prefix))
+    wire_turns(ui, events)
+    wire_feedback(ui, events)
+    wire_polling(ui, events)
+    return events.on_load, [ui.language, ui.state], [ui.conversation_id, *view_outputs(ui)]
 
-    def caller(request: gr.Request | None):
-        if customer:
-            limit(limiter, "chat:" + client_address(request))
+
+class ChatEvents:
+    """What the tab's events do. Staff tab (`access` given): every handler checks the
+    caller's current role. Customer page (`access` None): handles carry a secret and
+    every handler is rate-limited per client address."""
+
+    def __init__(self, runtime: Runtime, access: Access | None, limiter, new_limiter):
+        self.runtime, self.access = runtime, access
+        self.limiter, self.new_limiter = limiter, new_limiter
+        self.customer = access is None
+
+    # -- who asks, for which conversation -------------------------------------------------
+
+    def caller(self, request: gr.Request | None):
+        if self.customer:
+            limit(self.limiter, "chat:" + client_address(request))
             return CHAT
-        return staff_caller(access, request)
+        return staff_caller(self.access, request)
 
-    def resolve(handle: str, request: gr.Request | None) -> str | None:
+    def resolve(self, handle: str, request: gr.Request | None) -> str | None:
         """The conversation id behind what the page holds, if this caller may open it."""
         handle = (handle or "").strip()
         if not handle:
             return None
-        if customer:
-            return open_handle(runtime, handle)
+        if self.customer:
+            return open_handle(self.runtime, handle)
         conversation_id = handle.partition(".")[0]
-        return conversation_id if load(runtime, conversation_id) is not None else None
+        return conversation_id if load(self.runtime, conversation_id) is not None else None
 
-    def create(request: gr.Request | None, who) -> str:
+    def create(self, request: gr.Request | None, who) -> tuple[str, str]:
         """A new conversation: (its id, the handle the page keeps)."""
-        if customer:
-            limit(new_limiter, "chat-new:" + client_address(request))
+        if self.customer:
+            limit(self.new_limiter, "chat-new:" + client_address(request))
             secret, digest = new_handle()
-            cid = runtime.dialogue.create_conversation(channel="chat", owner=CHAT.owner, access_token_hash=digest)
+            cid = self.runtime.dialogue.create_conversation(channel="chat", owner=CHAT.owner,
+                                                            access_token_hash=digest)
             return cid, f"{cid}.{secret}"
-        cid = runtime.dialogue.create_conversation(channel="ui", owner=who.owner)
+        cid = self.runtime.dialogue.create_conversation(channel="ui", owner=who.owner)
         return cid, cid
 
-    def view(conversation_id: str, language: str, state: dict):
-        conversation = load(runtime, conversation_id) if conversation_id else None
+    def view(self, conversation_id: str, language: str, state: dict):
+        """(chatbot messages, reply picker, status line, state) for the conversation."""
+        conversation = load(self.runtime, conversation_id) if conversation_id else None
         if conversation is None:
             state.update(ids=[], count=0)
             return [], gr.update(choices=[], value=None), "", state
@@ -167,22 +191,25 @@ def build_chat_tab(runtime: Runtime, *, access: Access | None = None, limiter=No
         return (messages, gr.update(choices=choices, value=choices[0][1] if choices else None),
                 status_line(conversation, language), state)
 
-    def send(text: str, handle: str, language: str, state: dict, request: gr.Request):
-        who = caller(request)
+    # -- a turn, a hand-over, opening and starting conversations --------------------------
+
+    def send(self, text: str, handle: str, language: str, state: dict, request: gr.Request):
+        """Streams the reply into the chatbot, then shows the stored conversation."""
+        who = self.caller(request)
         if not text or not text.strip():
             raise gr.Error("Type a message first.")
         handle = (handle or "").strip()
         with user_errors():
-            conversation_id = resolve(handle, request)
+            conversation_id = self.resolve(handle, request)
             if conversation_id is None:
-                conversation_id, handle = create(request, who)
-            before = load(runtime, conversation_id)
+                conversation_id, handle = self.create(request, who)
+            before = load(self.runtime, conversation_id)
             messages, _ = render(before, language)
             messages.append({"role": "user", "content": plain(text)})
             state["busy"] = True
             try:
                 partial = ""
-                for event in runtime.dialogue.stream_turn(conversation_id, text):
+                for event in self.runtime.dialogue.stream_turn(conversation_id, text):
                     if isinstance(event, TurnResult):
                         break
                     partial += event
@@ -190,69 +217,89 @@ def build_chat_tab(runtime: Runtime, *, access: Access | None = None, limiter=No
                            gr.skip(), gr.skip(), state)
             finally:
                 state["busy"] = False
-        out = view(conversation_id, language, state)
+        out = self.view(conversation_id, language, state)
         yield out[0], handle, "", out[1], out[2], out[3]
 
-    def handoff(handle: str, language: str, state: dict, request: gr.Request):
-        yield from send(HANDOFF_TEXT.get(language, HANDOFF_TEXT["en"]), handle, language, state, request)
+    def handoff(self, handle: str, language: str, state: dict, request: gr.Request):
+        yield from self.send(HANDOFF_TEXT.get(language, HANDOFF_TEXT["en"]), handle, language, state, request)
 
-    def open_conversation(handle: str, language: str, state: dict, request: gr.Request):
-        caller(request)
+    def open_conversation(self, handle: str, language: str, state: dict, request: gr.Request):
+        self.caller(request)
         handle = (handle or "").strip()
-        conversation_id = resolve(handle, request)
+        conversation_id = self.resolve(handle, request)
         if handle and conversation_id is None:
             raise gr.Error("No such conversation (check the link or id).")
-        return (handle, *view(conversation_id or "", language, state))
+        return (handle, *self.view(conversation_id or "", language, state))
 
-    def new_conversation(state: dict):
+    def new_conversation(self, state: dict):
         state.update(ids=[], count=0)
         return "", [], gr.update(choices=[], value=None), "", state
 
-    def poll(handle: str, language: str, state: dict, request: gr.Request):
+    def on_load(self, language: str, state: dict, request: gr.Request):
+        """The conversation in the page's address (`?c=…`), if this caller may open it."""
+        handle = (request.query_params.get("c") or "").strip() if request is not None else ""
+        allowed = self.customer or self.access.role(getattr(request, "username", None)) is not None
+        conversation_id = self.resolve(handle, request) if allowed else None
+        if conversation_id is None:
+            handle = ""
+        return (handle, *self.view(conversation_id or "", language, state))
+
+    def poll(self, handle: str, language: str, state: dict, request: gr.Request):
         """New messages from a person (or another tab) since the last render."""
         if not handle or state.get("busy"):
             return gr.skip(), gr.skip(), gr.skip(), state
-        if not customer and access.role(getattr(request, "username", None)) is None:
+        if not self.customer and self.access.role(getattr(request, "username", None)) is None:
             return gr.skip(), gr.skip(), gr.skip(), state  # logged out or removed: nothing more
-        conversation_id = resolve(handle, request)
+        conversation_id = self.resolve(handle, request)
         if conversation_id is None:
             return gr.skip(), gr.skip(), gr.skip(), state
-        with runtime.sessions() as session:
+        with self.runtime.sessions() as session:
             c = repo.get_conversation(session, conversation_id=conversation_id)
             count = len(c.messages) if c is not None else 0
             status = c.status if c is not None else None
         if count == state.get("count") and status == state.get("status"):
             return gr.skip(), gr.skip(), gr.skip(), state
-        return view(conversation_id, language, state)
+        return self.view(conversation_id, language, state)
 
-    def rate(rating: str, message_id: str | None, correction: str, comment: str, sentiment_fix: str | None,
-             handle: str, request: gr.Request):
-        who = caller(request)
+    # -- feedback -------------------------------------------------------------------------
+
+    def rate(self, rating: str, message_id: str | None, correction: str, comment: str,
+             sentiment_fix: str | None, handle: str, request: gr.Request):
+        who = self.caller(request)
         if not message_id:
             raise gr.Error("There is no reply to rate yet.")
-        conversation_id = resolve(handle, request)
-        if customer and conversation_id is None:
+        conversation_id = self.resolve(handle, request)
+        if self.customer and conversation_id is None:
             raise gr.Error("Open your conversation first.")
         with user_errors():
-            feedback_id = runtime.feedback.record(
+            feedback_id = self.runtime.feedback.record(
                 message_id=message_id, rating=rating, comment=(comment or "").strip() or None,
                 corrected_reply=(correction or "").strip() or None, corrected_sentiment=sentiment_fix or None,
-                caller=who, conversation_id=conversation_id if customer else None)
+                caller=who, conversation_id=conversation_id if self.customer else None)
         return f"Thank you! Feedback saved ({'👍' if rating == 'up' else '👎'}).", "", "", None, feedback_id
 
-    def like(data: gr.LikeData, handle: str, state: dict, request: gr.Request):
-        who = caller(request)
+    def rate_up(self, message_id, correction, comment, sentiment_fix, handle, request: gr.Request):
+        return self.rate("up", message_id, correction, comment, sentiment_fix, handle, request)
+
+    def rate_down(self, message_id, correction, comment, sentiment_fix, handle, request: gr.Request):
+        return self.rate("down", message_id, correction, comment, sentiment_fix, handle, request)
+
+    def like(self, data: gr.LikeData, handle: str, state: dict, request: gr.Request):
+        who = self.caller(request)
         ids = state.get("ids") or []
         index = data.index if isinstance(data.index, int) else data.index[0]
         if not 0 <= index < len(ids):
             raise gr.Error("That message is not stored yet.")
-        conversation_id = resolve(handle, request)
+        conversation_id = self.resolve(handle, request)
         with user_errors():
-            runtime.feedback.record(message_id=ids[index], rating="up" if data.liked else "down", caller=who,
-                                    conversation_id=conversation_id if customer else None)
+            self.runtime.feedback.record(message_id=ids[index], rating="up" if data.liked else "down", caller=who,
+                                         conversation_id=conversation_id if self.customer else None)
         gr.Info("Thank you for the feedback.")
 
-    state = gr.State({"ids": [], "count": 0, "busy": False})
+
+# ---- the components, top to bottom --------------------------------------------------------
+def conversation_bar(prefix: str, customer: bool) -> dict:
+    """Language, the conversation's code or id, Open, New conversation."""
     with gr.Row():
         language = gr.Radio(LANGUAGES, value="en", label="Language / 语言", elem_id=f"{prefix}-language", scale=2)
         conversation_id = gr.Textbox(label=("Conversation code (keep it private; paste it to reopen the chat)" if customer
@@ -260,6 +307,11 @@ def build_chat_tab(runtime: Runtime, *, access: Access | None = None, limiter=No
                                      elem_id=f"{prefix}-conversation", scale=3)
         open_button = gr.Button("Open", elem_id=f"{prefix}-open", scale=0, min_width=80)
         new_button = gr.Button("New conversation", elem_id=f"{prefix}-new", scale=0, min_width=120)
+    return dict(language=language, conversation_id=conversation_id, open_button=open_button, new_button=new_button)
+
+
+def conversation_view(prefix: str) -> dict:
+    """The status line, the chatbot, the message box with Send and Talk to a person."""
     status = gr.Markdown(elem_id=f"{prefix}-status")
     chatbot = gr.Chatbot(label="supportbot", elem_id=f"{prefix}-chatbot", height=420,
                          render_markdown=False, sanitize_html=True, allow_tags=False)
@@ -268,6 +320,12 @@ def build_chat_tab(runtime: Runtime, *, access: Access | None = None, limiter=No
                              elem_id=f"{prefix}-message")
         send_button = gr.Button("Send", variant="primary", scale=0, min_width=90, elem_id=f"{prefix}-send")
         person_button = gr.Button("Talk to a person / 转人工", scale=0, min_width=170, elem_id=f"{prefix}-person")
+    return dict(status=status, chatbot=chatbot, message=message, send_button=send_button,
+                person_button=person_button)
+
+
+def feedback_panel(prefix: str) -> dict:
+    """Rate a reply: which one, the real sentiment, a better reply, a comment, 👍/👎."""
     with gr.Accordion("Rate a reply / 评价回复", open=False, elem_id=f"{prefix}-feedback"):
         with gr.Row():
             target = gr.Dropdown(label="Reply", choices=[], scale=3, elem_id=f"{prefix}-feedback-target")
@@ -280,43 +338,47 @@ def build_chat_tab(runtime: Runtime, *, access: Access | None = None, limiter=No
             down = gr.Button("👎 Not helpful", elem_id=f"{prefix}-down")
         feedback_status = gr.Markdown(elem_id=f"{prefix}-feedback-status")
         feedback_id = gr.Textbox(visible=False)
+    return dict(target=target, sentiment_fix=sentiment_fix, correction=correction, comment=comment, up=up, down=down,
+                feedback_status=feedback_status, feedback_id=feedback_id)
 
-    turn_outputs = [chatbot, conversation_id, message, target, status, state]
-    for trigger, api_name in ((send_button.click, "chat_send"), (message.submit, None)):
-        trigger(send, inputs=[message, conversation_id, language, state], outputs=turn_outputs,
+
+# ---- the events ---------------------------------------------------------------------------
+def view_outputs(ui: SimpleNamespace) -> list:
+    return [ui.chatbot, ui.target, ui.status, ui.state]
+
+
+def wire_turns(ui: SimpleNamespace, events: ChatEvents) -> None:
+    """Send (button or Enter), Talk to a person, Open, New conversation, the language; the
+    address bar follows the conversation after each."""
+    turn_outputs = [ui.chatbot, ui.conversation_id, ui.message, ui.target, ui.status, ui.state]
+    for trigger, api_name in ((ui.send_button.click, "chat_send"), (ui.message.submit, None)):
+        trigger(events.send, inputs=[ui.message, ui.conversation_id, ui.language, ui.state], outputs=turn_outputs,
                 api_name=api_name, api_visibility="public" if api_name else "private", concurrency_limit=4,
-                ).then(None, inputs=conversation_id, js=SET_URL_JS)
-    person_button.click(handoff, inputs=[conversation_id, language, state], outputs=turn_outputs,
-                        api_name="chat_handoff", concurrency_limit=4).then(None, inputs=conversation_id, js=SET_URL_JS)
-    view_outputs = [chatbot, target, status, state]
-    open_button.click(open_conversation, inputs=[conversation_id, language, state],
-                      outputs=[conversation_id, *view_outputs], api_name="chat_open",
-                      ).then(None, inputs=conversation_id, js=SET_URL_JS)
-    new_button.click(new_conversation, inputs=state, outputs=[conversation_id, chatbot, target, status, state],
-                     api_visibility="private").then(None, inputs=conversation_id, js=SET_URL_JS)
-    language.change(lambda lang: gr.update(placeholder=LABELS[lang]["placeholder"]), inputs=language,
-                    outputs=message, api_visibility="private")
-    feedback_inputs = [target, correction, comment, sentiment_fix, conversation_id]
-    feedback_outputs = [feedback_status, correction, comment, sentiment_fix, feedback_id]
-    def rate_up(message_id, correction, comment, sentiment_fix, handle, request: gr.Request):
-        return rate("up", message_id, correction, comment, sentiment_fix, handle, request)
+                ).then(None, inputs=ui.conversation_id, js=SET_URL_JS)
+    ui.person_button.click(events.handoff, inputs=[ui.conversation_id, ui.language, ui.state], outputs=turn_outputs,
+                           api_name="chat_handoff", concurrency_limit=4,
+                           ).then(None, inputs=ui.conversation_id, js=SET_URL_JS)
+    ui.open_button.click(events.open_conversation, inputs=[ui.conversation_id, ui.language, ui.state],
+                         outputs=[ui.conversation_id, *view_outputs(ui)], api_name="chat_open",
+                         ).then(None, inputs=ui.conversation_id, js=SET_URL_JS)
+    ui.new_button.click(events.new_conversation, inputs=ui.state,
+                        outputs=[ui.conversation_id, ui.chatbot, ui.target, ui.status, ui.state],
+                        api_visibility="private").then(None, inputs=ui.conversation_id, js=SET_URL_JS)
+    ui.language.change(lambda lang: gr.update(placeholder=LABELS[lang]["placeholder"]), inputs=ui.language,
+                       outputs=ui.message, api_visibility="private")
 
-    def rate_down(message_id, correction, comment, sentiment_fix, handle, request: gr.Request):
-        return rate("down", message_id, correction, comment, sentiment_fix, handle, request)
 
-    up.click(rate_up, inputs=feedback_inputs, outputs=feedback_outputs, api_name="chat_feedback_up")
-    down.click(rate_down, inputs=feedback_inputs, outputs=feedback_outputs, api_name="chat_feedback_down")
-    chatbot.like(like, inputs=[conversation_id, state], outputs=None, api_visibility="private")
+def wire_feedback(ui: SimpleNamespace, events: ChatEvents) -> None:
+    """👍/👎 with the panel's corrections, and the chatbot's own like buttons."""
+    feedback_inputs = [ui.target, ui.correction, ui.comment, ui.sentiment_fix, ui.conversation_id]
+    feedback_outputs = [ui.feedback_status, ui.correction, ui.comment, ui.sentiment_fix, ui.feedback_id]
+    ui.up.click(events.rate_up, inputs=feedback_inputs, outputs=feedback_outputs, api_name="chat_feedback_up")
+    ui.down.click(events.rate_down, inputs=feedback_inputs, outputs=feedback_outputs, api_name="chat_feedback_down")
+    ui.chatbot.like(events.like, inputs=[ui.conversation_id, ui.state], outputs=None, api_visibility="private")
+
+
+def wire_polling(ui: SimpleNamespace, events: ChatEvents) -> None:
+    """While the page is open, a person's replies (and other tabs' turns) show up."""
     timer = gr.Timer(POLL_S)
-    timer.tick(poll, inputs=[conversation_id, language, state], outputs=view_outputs, api_visibility="private",
-               show_progress="hidden", concurrency_limit=None)
-
-    def on_load(language: str, state: dict, request: gr.Request):
-        handle = (request.query_params.get("c") or "").strip() if request is not None else ""
-        allowed = customer or access.role(getattr(request, "username", None)) is not None
-        conversation_id = resolve(handle, request) if allowed else None
-        if conversation_id is None:
-            handle = ""
-        return (handle, *view(conversation_id or "", language, state))
-
-    return on_load, [language, state], [conversation_id, *view_outputs]
+    timer.tick(events.poll, inputs=[ui.conversation_id, ui.language, ui.state], outputs=view_outputs(ui),
+               api_visibility="private", show_progress="hidden", concurrency_limit=None)
