@@ -498,7 +498,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="supportbot", description="Customer-service chat backend (see README.md).")
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
+    add_serving_commands(sub)
+    add_content_commands(sub)
+    add_training_commands(sub)
+    add_storage_commands(sub)
+    add_operator_commands(sub)
+    return p
 
+
+def add_serving_commands(sub) -> None:
+    """serve, chat: the bot over HTTP and the UI, or in the terminal."""
     s = sub.add_parser("serve", help="serve the API under /v1 and the UI at /")
     _common(s), _models(s)
     s.add_argument("--host", help="bind address (default 127.0.0.1)")
@@ -514,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-m", "--message", action="append", help="send this turn (repeatable) instead of reading stdin")
     s.set_defaults(func=cmd_chat)
 
+
+def add_content_commands(sub) -> None:
+    """kb, sentiment: the knowledge base's articles; classifying texts."""
     s = sub.add_parser("kb", help="knowledge base: import articles, list them")
     _common(s)
     s.add_argument("action", choices=["import", "list"])
@@ -529,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--explain", action="store_true", help="add per-token weights")
     s.set_defaults(func=cmd_sentiment)
 
+
+def add_training_commands(sub) -> None:
+    """finetune, eval: the recipes (their own flags) and measuring a model."""
     s = sub.add_parser("finetune", help="fine-tune a model (LoRA / QLoRA)", add_help=False)
     s.add_argument("kind", choices=["classifier", "chat", "merge"])
     s.add_argument("rest", nargs=argparse.REMAINDER, help="recipe flags; see 'supportbot finetune classifier --help'")
@@ -544,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-samples", type=int, help="chat: evaluate on a random subset of this many conversations")
     s.set_defaults(func=lambda a: (cmd_eval_chat if a.kind == "chat" else cmd_eval)(a))
 
+
+def add_storage_commands(sub) -> None:
+    """db, conversations: the schema, training sets from storage, erasure."""
     s = sub.add_parser("db", help="database schema; training sets from storage")
     _common(s)
     s.add_argument("action", choices=["upgrade", "export"])
@@ -560,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--older-than", type=float, metavar="DAYS", help="purge: idle for more than DAYS")
     s.set_defaults(func=cmd_conversations)
 
+
+def add_operator_commands(sub) -> None:
+    """retrain, keys, users, models: the periodic job, who may call, what is served."""
     s = sub.add_parser("retrain", help="the periodic job: fine-tune on new feedback, promote if better")
     _common(s), _models(s)
     s.add_argument("--task", action="append", help="sentiment, sentiment/zh, intent or chat (repeatable; default all)")
@@ -593,7 +614,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", choices=["sentiment", "intent", "chat"], help="activate: the task, when names clash")
     s.add_argument("--route", default="default", help="rollback: the route, e.g. zh (default: default)")
     s.set_defaults(func=cmd_models)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
