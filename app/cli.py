@@ -345,6 +345,7 @@ def cmd_users(args) -> int:
 
 def cmd_models(args) -> int:
     settings = _settings(args)
+    from core.adapter_artifact import read_meta
     from core.model_refs import PACKAGED, SHIPPED, resolve
 
     if args.action == "prepare":
@@ -353,8 +354,7 @@ def cmd_models(args) -> int:
             if name:
                 resolved = resolve(name, settings.model_cache_dir)
                 if resolved.adapter:
-                    meta = json.loads((Path(resolved.path) / "supportbot.json").read_text(encoding="utf-8"))
-                    resolve(meta["base"], settings.model_cache_dir)
+                    resolve(read_meta(resolved.path)["base"], settings.model_cache_dir)
                 print(f"ready: {name}", file=sys.stderr)
         return 0
     if args.action in ("activate", "rollback"):

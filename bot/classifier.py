@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +16,11 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from core.adapter_artifact import read_meta
 from core.errors import ModelLoadError
 from core.model_refs import ResolvedModel, resolve
 
 log = logging.getLogger(__name__)
-
-ADAPTER_META = "supportbot.json"
 
 
 class Classifier(Protocol):
@@ -35,14 +33,8 @@ class Classifier(Protocol):
 
 
 def read_adapter_meta(path: str | Path) -> dict:
-    try:
-        meta = json.loads((Path(path) / ADAPTER_META).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path}: unreadable {ADAPTER_META} ({exc}); retrain or restore the adapter") from exc
-    missing = [k for k in ("base", "labels", "task") if k not in meta]
-    if missing:
-        raise ModelLoadError(f"{path}/{ADAPTER_META} lacks {', '.join(missing)}: not a supportbot adapter")
-    return meta
+    """A classifier adapter's supportbot.json (core.adapter_artifact): base, labels and task required."""
+    return read_meta(path, require=("base", "labels", "task"))
 
 
 @contextlib.contextmanager

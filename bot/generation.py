@@ -94,13 +94,14 @@ class LocalGenerator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from bot.classifier import quiet_transformers
+        from core.adapter_artifact import read_meta
         from core.model_refs import resolve
 
         resolved = resolve(ref, cache_dir)
         adapter = None
         base = resolved
         if resolved.adapter:
-            meta = read_adapter_meta_chat(resolved.path)
+            meta = read_meta(resolved.path, task="chat")
             adapter = resolved.path
             base = resolve(meta["base"], cache_dir)
         try:
@@ -192,18 +193,6 @@ def _pieces(streamer) -> Iterator[str]:
     for piece in streamer:
         if piece:
             yield piece
-
-
-def read_adapter_meta_chat(path: str) -> dict:
-    import json
-
-    try:
-        meta = json.loads(Path(path, "supportbot.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: unreadable supportbot.json ({exc})") from exc
-    if meta.get("task") != "chat" or "base" not in meta:
-        raise ModelLoadError(f"{path} is not a chat adapter (task {meta.get('task')!r}): give a chat model")
-    return meta
 
 
 class RemoteGenerator:

@@ -13,20 +13,19 @@ directory, an adapter of another task, a missing or corrupted weights file. The 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from core.adapter_artifact import META_FILE, check_meta, meta_path
 from core.config import Settings
 from core.errors import InputError, NotFoundError
 from core.model_refs import HUB_ID, PACKAGED, SHIPPED, SHIPPED_DIR
 from storage.models import DEFAULT_ROUTE, TASKS, ModelVersion
 from storage.repositories import model_versions as repo
 
-ADAPTER_META = "supportbot.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # The metric `supportbot models list` shows for a version, the first one it has.
 KEY_METRICS = ("macro_f1", "accuracy", "perplexity", "eval_loss")
@@ -69,18 +68,7 @@ def _check_safetensors(file: Path, what: str) -> None:
 
 
 def _check_adapter_dir(task: str, path: Path, what: str) -> None:
-    try:
-        meta = json.loads((path / ADAPTER_META).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{what}: no {ADAPTER_META}; not a supportbot adapter directory") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{what}: {ADAPTER_META} is unreadable ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise InputError(f"{what}: {ADAPTER_META} is not a JSON object")
-    if meta.get("task") != task:
-        other = meta.get("task")
-        raise InputError(f"{what}: a model for the {other} task, not {task}" if other
-                         else f"{what}: {ADAPTER_META} names no task; expected {task!r}")
+    check_meta(path, task, what)
     if not (path / "adapter_config.json").is_file():
         raise InputError(f"{what}: adapter_config.json is missing; the directory is incomplete")
     _check_safetensors(path / ADAPTER_WEIGHTS, what)
@@ -105,11 +93,11 @@ def check_loadable(task: str, path: str | None) -> None:
         return
     local = Path(ref).expanduser()
     if local.is_dir():
-        if (local / ADAPTER_META).exists():
+        if meta_path(local).exists():
             _check_adapter_dir(task, local, str(local))
             return
         if not (local / "config.json").is_file():
-            raise InputError(f"{local}: no config.json nor {ADAPTER_META}; not a model directory")
+            raise InputError(f"{local}: no config.json nor {META_FILE}; not a model directory")
         for weights in sorted(local.glob("*.safetensors")):
             _check_safetensors(weights, str(local))
         return

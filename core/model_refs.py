@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.adapter_artifact import is_adapter_dir
 from core.errors import ModelLoadError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -102,10 +103,6 @@ class ResolvedModel:
     path: str  # a local directory, or the hub id itself
     local: bool  # True: nothing needs the network
     adapter: bool  # True: a supportbot adapter directory (has supportbot.json)
-
-
-def is_adapter_dir(path: Path) -> bool:
-    return (path / "supportbot.json").is_file()
 
 
 def resolve(ref: str, cache_dir: Path, *, convert: bool = True) -> ResolvedModel:

@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from core.adapter_artifact import write_meta
 from core.errors import InputError
 from finetune import chat_data
 from finetune import data as datalib
@@ -41,6 +42,7 @@ from finetune.chat_model import load_base_lm, load_tokenizer
 from finetune.checkpoint import (copy_mapped_weights, enable_gradient_checkpointing, keep_4bit_weights_trainable_on_cpu,
                                  load_checkpoint, load_trainable, recover_checkpoint, rewrite_base_reference,
                                  save_checkpoint, save_trainable)
+from finetune.training import init_from_problems
 
 log = logging.getLogger("supportbot.finetune")
 
@@ -113,14 +115,7 @@ class ChatArgs:
         if self.eval and not Path(self.eval).is_file():
             problems.append(f"--eval {self.eval}: no such file")
         if self.init_from:
-            meta_path = Path(self.init_from) / "supportbot.json"
-            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
-            if meta is None:
-                problems.append(f"--init-from {self.init_from}: not a supportbot adapter directory (no supportbot.json)")
-            elif meta.get("task") != "chat":
-                problems.append(f"--init-from {self.init_from} is a {meta.get('task')} adapter, not a chat adapter")
-            elif meta.get("base") != self.base:
-                problems.append(f"--init-from {self.init_from} was trained on base {meta.get('base')!r}, not --base {self.base!r}")
+            problems += init_from_problems(self.init_from, self.base, task="chat")
         if self.chat_template and not Path(self.chat_template).is_file():
             problems.append(f"--chat-template {self.chat_template}: no such file")
         if self.bits not in (0, 4, 8):
@@ -405,7 +400,7 @@ def run(args: ChatArgs) -> dict:
         unwrapped.save_pretrained(out)
         rewrite_base_reference(out, args.base)
         tokenizer.save_pretrained(out)
-        (out / "supportbot.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+        write_meta(out, meta)
         (out / "eval_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
         (out / "train_log.jsonl").write_text("\n".join(json.dumps(h) for h in state["history"]) + "\n")
         from finetune import plots

@@ -5,9 +5,9 @@ its base. Used by the chat recipe, `supportbot eval chat` (perplexity.py) and me
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from core.adapter_artifact import read_meta
 from core.errors import InputError, ModelLoadError
 
 
@@ -60,7 +60,7 @@ def load_chat_model(ref: str, cache_dir: Path):
     resolved = resolve(ref, cache_dir)
     if not resolved.adapter:
         return load_tokenizer(resolved), load_base_lm(resolved).eval(), None
-    meta = json.loads((Path(resolved.path) / "supportbot.json").read_text(encoding="utf-8"))
+    meta = read_meta(resolved.path)
     if meta.get("task") != "chat":
         raise InputError(f"{ref!r} is a {meta.get('task')} adapter, not a chat adapter (supportbot finetune chat)")
     from peft import PeftModel

@@ -29,12 +29,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from core.adapter_artifact import read_meta, write_meta
 from core.errors import InputError
 from finetune import data as datalib
 from finetune.args import parse_args
 from finetune.checkpoint import (copy_mapped_weights, enable_gradient_checkpointing, keep_4bit_weights_trainable_on_cpu,
                                  load_checkpoint, load_trainable, recover_checkpoint, rewrite_base_reference,
                                  save_checkpoint, save_trainable)
+from finetune.training import init_from_problems
 
 log = logging.getLogger("supportbot.finetune")
 
@@ -143,12 +145,7 @@ class ClassifierArgs:
         if self.eval and not Path(self.eval).is_file():
             problems.append(f"--eval {self.eval}: no such file")
         if self.init_from:
-            meta_path = Path(self.init_from) / "supportbot.json"
-            if not meta_path.is_file():
-                problems.append(f"--init-from {self.init_from}: not a supportbot adapter directory (no supportbot.json)")
-            elif json.loads(meta_path.read_text()).get("base") != self.base:
-                problems.append(f"--init-from {self.init_from} was trained on base "
-                                f"{json.loads(meta_path.read_text()).get('base')!r}, not --base {self.base!r}")
+            problems += init_from_problems(self.init_from, self.base)
             if self.full_finetune:
                 problems.append("--init-from continues a LoRA adapter; drop --full-finetune")
         if self.bits not in (0, 4, 8):
@@ -322,7 +319,7 @@ def run(args: ClassifierArgs) -> dict:
     else:
         train_rows, eval_rows = datalib.split(train_rows, args.eval_fraction, args.seed)
     if args.init_from:  # the adapter's head fixes the label order
-        labels = json.loads((Path(args.init_from) / "supportbot.json").read_text())["labels"]
+        labels = read_meta(args.init_from, require=("labels",))["labels"]
     elif args.labels:
         labels = [s.strip() for s in args.labels.split(",")]
     else:
@@ -520,7 +517,7 @@ def run(args: ClassifierArgs) -> dict:
             unwrapped.save_pretrained(out)
             tokenizer.save_pretrained(out)
             meta["base"] = str(out.resolve())  # a full model is its own base
-        (out / "supportbot.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+        write_meta(out, meta)
         (out / "eval_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
         (out / "train_log.jsonl").write_text("\n".join(json.dumps(h) for h in state["history"]) + "\n")
         from finetune import plots

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.adapter_artifact import META_FILE, is_adapter_dir, load_meta, read_meta
 from core.errors import InputError
 from finetune.args import parse_args
 
@@ -32,12 +33,11 @@ class MergeArgs:
 
     def validate(self) -> None:
         problems = []
-        meta_path = Path(self.adapter) / "supportbot.json"
         if not self.adapter:
             problems.append("give the adapter directory: supportbot finetune merge ADAPTER_DIR --output DIR")
-        elif not meta_path.is_file():
-            problems.append(f"{self.adapter}: not a supportbot adapter directory (no supportbot.json)")
-        elif (task := json.loads(meta_path.read_text()).get("task")) != "chat":
+        elif not is_adapter_dir(self.adapter):
+            problems.append(f"{self.adapter}: not a supportbot adapter directory (no {META_FILE})")
+        elif (task := load_meta(self.adapter).get("task")) != "chat":
             problems.append(f"{self.adapter} is a {task} adapter; merge handles chat adapters only")
         if not self.output:
             problems.append("--output is required")
@@ -64,7 +64,7 @@ def run(args: MergeArgs) -> Path:
     from core.config import settings_with
     from finetune.chat_model import load_chat_model
 
-    meta = json.loads((Path(args.adapter) / "supportbot.json").read_text())
+    meta = read_meta(args.adapter)
     trained_on = f" (it was trained on a {meta['quantization']}-quantized base)" if meta.get("quantization") else ""
     log.info("merging %s onto the full-precision (float32) base %s%s", args.adapter, meta["base"], trained_on)
     tokenizer, model, _ = load_chat_model(args.adapter, settings_with().model_cache_dir)

@@ -255,7 +255,7 @@ def _original_mix(files: list[str], n_new: int, task: str) -> list[str]:
 
 
 def _train(settings: Settings, task: str, active_ref: str, train_files: list[str], out: Path, version: str) -> None:
-    from bot.classifier import read_adapter_meta
+    from core.adapter_artifact import read_meta
     from core.model_refs import resolve
 
     resolved = resolve(active_ref, settings.model_cache_dir)
@@ -270,7 +270,7 @@ def _train(settings: Settings, task: str, active_ref: str, train_files: list[str
     if settings.threads:
         flags += ["--threads", str(settings.threads)]
     if resolved.adapter:
-        flags += ["--base", read_adapter_meta(resolved.path)["base"], "--init-from", resolved.path]
+        flags += ["--base", read_meta(resolved.path)["base"], "--init-from", resolved.path]
     else:
         flags += ["--base", active_ref]
     if task == "chat":

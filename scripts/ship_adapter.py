@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.adapter_artifact import load_meta, write_meta  # noqa: E402 - after the path line
+
 FILES = ["adapter_config.json", "adapter_model.safetensors", "supportbot.json", "README.md",
          "eval_report.json", "loss.png", "confusion.png", "train_log.jsonl",
          # chat adapters carry their tokenizer and chat template
@@ -44,7 +46,7 @@ def main() -> None:
     for f in FILES:
         if (a.run / f).exists():
             shutil.copy2(a.run / f, dest / f)
-    meta = json.loads((dest / "supportbot.json").read_text())
+    meta = load_meta(dest)
     if "data" in meta:
         meta["data"] = [{**d, "path": Path(d["path"]).name} for d in meta["data"]]  # no local paths
     if a.fp16:
@@ -54,7 +56,7 @@ def main() -> None:
         weights = load_file(str(dest / "adapter_model.safetensors"))
         save_file({k: v.to(torch.float16) for k, v in weights.items()}, str(dest / "adapter_model.safetensors"))
         meta["stored_dtype"] = "float16"
-    (dest / "supportbot.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    write_meta(dest, meta)
     hub_metadata(dest, meta, a.language or ["en"], [b.split("=", 1) for b in a.benchmark])
     size = sum(p.stat().st_size for p in dest.iterdir())
     print(f"shipped {a.run} as {dest} ({size / 1e6:.1f} MB)")

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from core.adapter_artifact import load_meta, write_meta
+
 
 def shrink(a: torch.Tensor, b: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A (r×in), B (out×r) -> A' (k×in), B' (out×k) with B'A' the best rank-k B·A."""
@@ -51,12 +53,11 @@ def main() -> None:
     config["lora_alpha"] = config["lora_alpha"] * args.rank / old_rank
     config["r"] = args.rank
     (args.adapter / "adapter_config.json").write_text(json.dumps(config, indent=2))
-    meta_path = args.adapter / "supportbot.json"
-    meta = json.loads(meta_path.read_text())
+    meta = load_meta(args.adapter)
     meta["shrunk"] = {"from_rank": old_rank, "to_rank": args.rank, "min_norm_kept": round(min(kept), 4),
                       "mean_norm_kept": round(sum(kept) / len(kept), 4)}
     meta.setdefault("lora", {}).update(r=args.rank, alpha=config["lora_alpha"])
-    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    write_meta(args.adapter, meta)
     size = (args.adapter / "adapter_model.safetensors").stat().st_size
     print(f"{args.adapter}: rank {old_rank} -> {args.rank}, update norm kept {min(kept):.3f} (min) "
           f"{sum(kept) / len(kept):.3f} (mean), {size / 1e6:.1f} MB")
