@@ -22,11 +22,11 @@ from core.errors import InputError, NotFoundError
 from bot.escalation import EscalationPolicy, TurnSignals
 from bot.generation import GenerationError, GenerationParams, Generator
 from bot.guard import check_message, check_metadata, check_name
-from bot.intent import IntentService
+from bot.intent import IntentResult, IntentService
 from bot.redaction import Redactor
 from bot.sealing import Sealer
 from bot.retrieval import Hit, KnowledgeIndex
-from bot.sentiment import SentimentService
+from bot.sentiment import SentimentResult, SentimentService
 from storage.models import Conversation, Message
 from storage.repositories import conversations as repo
 
@@ -75,6 +75,37 @@ class TurnResult:
                 "sentiment": self.sentiment, "intent": self.intent,
                 "reply": self.reply.public() if self.reply else None, "escalate": self.escalate,
                 "escalation_reason": self.escalation_reason, "status": self.status}
+
+
+@dataclass
+class _Turn:
+    """One customer turn on its way through stream_turn's steps."""
+    conversation_id: str
+    text: str  # guarded, PII redacted
+    original: str | None  # the sealed text before redaction, when it is kept
+    started: float
+    params: GenerationParams
+    generator: Generator | None  # the models the turn started with
+    sentiment: SentimentResult
+    intent: IntentResult | None
+    language: str  # the language replies are written in
+    history: list[tuple] = field(default_factory=list)  # earlier messages: (role, text, language, label, score)
+    base: dict = field(default_factory=dict)  # the TurnResult fields every outcome shares
+    held: bool = False  # a person holds the conversation
+    held_reason: str | None = None
+    reason: str | None = None  # why this turn escalates, if it does
+    streak: int = 0  # turns in a row no article answered
+
+    @property
+    def upset(self) -> bool:
+        return self.sentiment.label == "negative"
+
+
+@dataclass
+class _Answer:
+    text: str
+    sources: list[dict]
+    model_version: str
 
 
 def message_public(m: Message) -> dict:
@@ -199,127 +230,156 @@ class DialogueEngine:
 
     def stream_turn(self, conversation_id: str, text: str,
                     params: GenerationParams | None = None) -> Iterator[str | TurnResult]:
-        """Yields the reply as text pieces, then the TurnResult (after storage)."""
+        """Yields the reply as text pieces, then the TurnResult (after storage). The steps:
+        guard, sentiment + intent (_read) → the customer's turn stored, escalation decided
+        (_store_customer_turn) → the answer: retrieval, then the model or the article's
+        sentences (_answer) → the reply stored (_store_reply)."""
+        turn = self._read(conversation_id, text, params)
+        self._store_customer_turn(turn)
+        # (nothing is yielded inside a transaction: a consumer that stops early loses nothing)
+        if turn.held:  # a human holds it: the bot stays silent
+            yield TurnResult(**turn.base, reply=None, escalate=True, escalation_reason=turn.held_reason,
+                             status="escalated")
+            return
+        if turn.reason is not None:
+            # A person takes over; meanwhile the customer gets what the articles say about it.
+            found = None if policy.refusal(turn.text) else self._from_articles(
+                turn.text, turn.language, upset=False, intent=turn.intent)
+            yield from self._hand_over(turn, turn.reason, found=found)
+            return
+        answer = yield from self._answer(turn)
+        if answer is None:  # no article answered, turn after turn: a person takes over
+            yield from self._hand_over(turn, "no_answer", escalate_now=True)
+            return
+        yield self._store_reply(turn, answer)
+
+    def _read(self, conversation_id: str, text: str, params: GenerationParams | None) -> _Turn:
+        """Guard and PII out, then sentiment and intent."""
         started = time.perf_counter()
         text, original = self._clean(text)
-        params = params or self.config.params
         # One turn uses the models it started with, even if a new version is swapped in meanwhile.
         sentiment_model, intent_model, generator = self.sentiment, self.intent, self.generator
         s = sentiment_model.classify([text])[0]
         intent = intent_model.classify([text])[0] if intent_model is not None else None
-        language = s.language if s.language in prompting.TEXTS else "en"
-        sentiment = {"label": s.label, "score": s.score}
+        return _Turn(conversation_id=conversation_id, text=text, original=original, started=started,
+                     params=params or self.config.params, generator=generator, sentiment=s, intent=intent,
+                     language=s.language if s.language in prompting.TEXTS else "en")
 
-        # 1. store the customer's turn; decide on escalation from what was said
+    def _store_customer_turn(self, turn: _Turn) -> None:
+        """The customer's turn, committed with its sentiment and intent; escalation decided
+        from what was said (unless a person already holds the conversation)."""
+        s, intent = turn.sentiment, turn.intent
         with self.sessions.begin() as session:
-            conversation = self._load(session, conversation_id)
+            conversation = self._load(session, turn.conversation_id)
             if conversation.status == "closed":
-                raise InputError(f"conversation {conversation_id} is closed: start a new one")
-            history = [(m.role, m.text, m.language, m.sentiment_label, m.sentiment_score)
-                       for m in conversation.messages]
+                raise InputError(f"conversation {turn.conversation_id} is closed: start a new one")
+            turn.history = [(m.role, m.text, m.language, m.sentiment_label, m.sentiment_score)
+                            for m in conversation.messages]
             customer = repo.add_message(
-                session, conversation_id=conversation_id, role="customer", text=text, text_original=original,
-                language=s.language,
+                session, conversation_id=turn.conversation_id, role="customer", text=turn.text,
+                text_original=turn.original, language=s.language,
                 sentiment_label=s.label, sentiment_score=s.score, sentiment_scores=s.scores,
                 intent_label=intent.label if intent else None, intent_score=intent.score if intent else None)
-            base = dict(conversation_id=conversation_id, message_id=customer.id, language=s.language,
-                        sentiment=sentiment, intent=intent.public() if intent else None)
-            held = conversation.status == "escalated"
-            held_reason = conversation.escalation_reason
-            reason = None
-            if not held:
+            turn.base = dict(conversation_id=turn.conversation_id, message_id=customer.id, language=s.language,
+                             sentiment={"label": s.label, "score": s.score},
+                             intent=intent.public() if intent else None)
+            turn.held = conversation.status == "escalated"
+            turn.held_reason = conversation.escalation_reason
+            if not turn.held:
                 turns = [TurnSignals(t, lang or "en", label, score)
-                         for role, t, lang, label, score in history if role == "customer"][-3:]
-                turns.append(TurnSignals(text, s.language, s.label, s.score))
-                reason = self.policy.decide(turns)
-                if reason is not None:
-                    self._escalate(session, conversation, reason)
-            streak = int((conversation.meta or {}).get(STREAK_KEY, 0))
-        # (nothing is yielded inside a transaction: a consumer that stops early loses nothing)
-        if held:  # a human holds it: the bot stays silent
-            yield TurnResult(**base, reply=None, escalate=True, escalation_reason=held_reason, status="escalated")
-            return
-        if reason is not None:
-            # A person takes over; meanwhile the customer gets what the articles say about it.
-            found = None if policy.refusal(text) else self._from_articles(text, language, upset=False, intent=intent)
-            with self.sessions.begin() as session:
-                handoff = self._handoff_message(session, conversation_id, language, started, found)
-            yield handoff.text
-            yield TurnResult(**base, reply=handoff, escalate=True, escalation_reason=reason, status="escalated",
-                             latency_ms=_ms(started))
-            return
+                         for role, t, lang, label, score in turn.history if role == "customer"][-3:]
+                turns.append(TurnSignals(turn.text, s.language, s.label, s.score))
+                turn.reason = self.policy.decide(turns)
+                if turn.reason is not None:
+                    self._escalate(session, conversation, turn.reason)
+            turn.streak = int((conversation.meta or {}).get(STREAK_KEY, 0))
 
-        # 2. answer: a refusal, small talk, an article, or an honest "can't help"
-        upset = s.label == "negative"
-        hits: list[Hit] = []
-        refused = policy.refusal(text)  # harmful requests: refused without retrieval or the model
-        small = prompting.small_talk(text)
-        model_version = "supportbot-rules"
+    def _answer(self, turn: _Turn) -> Iterator[str]:
+        """Yields the answer's text; returns it as an _Answer: a refusal, small talk, what
+        the articles say, or an honest "can't help". Returns None when that "can't help"
+        would be one too many in a row (the conversation goes to a person)."""
+        language = turn.language
+        refused = policy.refusal(turn.text)  # harmful requests: refused without retrieval or the model
+        small = prompting.small_talk(turn.text)
         if refused:
-            answer = prompting.text("refuse_self_harm" if refused == "self_harm" else "refuse", language)
-            sources, model_version = [], "supportbot-policy"
-            yield answer
+            answer = _Answer(prompting.text("refuse_self_harm" if refused == "self_harm" else "refuse", language),
+                             [], "supportbot-policy")
         elif small:
-            answer, sources = prompting.text(small, language), []
-            yield answer
+            answer = _Answer(prompting.text(small, language), [], "supportbot-rules")
         else:
-            found = self._from_articles(text, language, upset=upset, intent=intent)
-            if found is None:
-                streak += 1
-                if streak >= self.policy.no_answer_turns:
-                    with self.sessions.begin() as session:
-                        conversation = self._load(session, conversation_id)
-                        self._escalate(session, conversation, "no_answer")
-                        reply = self._handoff_message(session, conversation_id, language, started)
-                    yield reply.text
-                    yield TurnResult(**base, reply=reply, escalate=True, escalation_reason="no_answer",
-                                     status="escalated", latency_ms=_ms(started))
-                    return
-                answer, sources = prompting.text("no_answer", language), []
-                yield answer
-            else:
-                streak = 0
-                hits, selected, used, grounded = found
-                top = hits[0]
-                sources = [h.public() for h in used]
-                pieces: list[str] = []
-                failed = False
-                # a turn or an article that reads like an injection is answered without the model
-                screened = injection.suspicious(text) or injection.suspicious(top.title + "\n" + top.body)
-                if generator is not None and language in self.config.generate_languages and not screened:
-                    # every number, contact and menu path sent must be in the article or the customer's words
-                    said = [t for role, t, *_ in history[-self.config.history_messages:] if role == "customer"]
-                    try:
-                        for piece in faithfulness.check_stream(
-                                injection.guard(self._generate(generator, history, text, top, language, upset, params)),
-                                sources=[h.title + "\n" + h.body for h in used], allowed=[*said, text]):
-                            pieces.append(piece)
-                            yield piece
-                        model_version = generator.name
-                    except GenerationError as exc:
-                        log.warning("generation failed, answering from the article: %s", exc)
-                        failed = True
-                answer = "".join(pieces).strip()
-                if failed or not answer:
-                    # What was already streamed stays (the client saw it); the article follows.
-                    fallback = grounded
-                    fallback = ("\n\n" if answer else "") + fallback
-                    answer = (answer + fallback).strip()
-                    model_version = "supportbot-retrieval"
-                    yield fallback
+            found = self._from_articles(turn.text, language, upset=turn.upset, intent=turn.intent)
+            if found is not None:
+                turn.streak = 0
+                return (yield from self._answer_from_articles(turn, found))
+            turn.streak += 1
+            if turn.streak >= self.policy.no_answer_turns:
+                return None
+            answer = _Answer(prompting.text("no_answer", language), [], "supportbot-rules")
+        yield answer.text
+        return answer
 
-        # 3. store the reply
+    def _answer_from_articles(self, turn: _Turn, found) -> Iterator[str]:
+        """The chat model writes from the best article (when it writes this language and
+        nothing reads like an injection), every piece checked against the sources; else,
+        or when it fails or says nothing, the articles' own sentences. Returns the _Answer."""
+        hits, selected, used, grounded = found
+        top = hits[0]
+        sources = [h.public() for h in used]
+        generator, language = turn.generator, turn.language
+        pieces: list[str] = []
+        failed = False
+        model_version = "supportbot-rules"
+        # a turn or an article that reads like an injection is answered without the model
+        screened = injection.suspicious(turn.text) or injection.suspicious(top.title + "\n" + top.body)
+        if generator is not None and language in self.config.generate_languages and not screened:
+            # every number, contact and menu path sent must be in the article or the customer's words
+            said = [t for role, t, *_ in turn.history[-self.config.history_messages:] if role == "customer"]
+            try:
+                for piece in faithfulness.check_stream(
+                        injection.guard(self._generate(generator, turn.history, turn.text, top, language, turn.upset,
+                                                       turn.params)),
+                        sources=[h.title + "\n" + h.body for h in used], allowed=[*said, turn.text]):
+                    pieces.append(piece)
+                    yield piece
+                model_version = generator.name
+            except GenerationError as exc:
+                log.warning("generation failed, answering from the article: %s", exc)
+                failed = True
+        answer = "".join(pieces).strip()
+        if failed or not answer:
+            # What was already streamed stays (the client saw it); the article follows.
+            fallback = ("\n\n" if answer else "") + grounded
+            answer = (answer + fallback).strip()
+            model_version = "supportbot-retrieval"
+            yield fallback
+        return _Answer(answer, sources, model_version)
+
+    def _store_reply(self, turn: _Turn, answer: _Answer) -> TurnResult:
+        """The bot's reply stored with its sources and model; the no-answer streak kept."""
         with self.sessions.begin() as session:
-            conversation = self._load(session, conversation_id)
-            conversation.meta = {**(conversation.meta or {}), STREAK_KEY: streak}
-            latency = _ms(started)
-            m = repo.add_message(session, conversation_id=conversation_id, role="bot", text=answer,
-                                 language=language, sources=sources, model_version=model_version,
+            conversation = self._load(session, turn.conversation_id)
+            conversation.meta = {**(conversation.meta or {}), STREAK_KEY: turn.streak}
+            latency = _ms(turn.started)
+            m = repo.add_message(session, conversation_id=turn.conversation_id, role="bot", text=answer.text,
+                                 language=turn.language, sources=answer.sources, model_version=answer.model_version,
                                  latency_ms=latency)
             status = conversation.status
-            reply = Reply(m.id, answer, sources)
-        yield TurnResult(**base, reply=reply, escalate=False, escalation_reason=None, status=status,
-                         model_version=model_version, latency_ms=latency)
+            reply = Reply(m.id, answer.text, answer.sources)
+        return TurnResult(**turn.base, reply=reply, escalate=False, escalation_reason=None, status=status,
+                          model_version=answer.model_version, latency_ms=latency)
+
+    def _hand_over(self, turn: _Turn, reason: str, *, escalate_now: bool = False,
+                   found=None) -> Iterator[str | TurnResult]:
+        """The hand-over message (with what the articles say, when `found`), then the
+        escalated TurnResult. `escalate_now`: the escalation happens here (no_answer)
+        rather than with the customer's turn."""
+        with self.sessions.begin() as session:
+            if escalate_now:
+                self._escalate(session, self._load(session, turn.conversation_id), reason)
+            reply = self._handoff_message(session, turn.conversation_id, turn.language, turn.started, found)
+        yield reply.text
+        yield TurnResult(**turn.base, reply=reply, escalate=True, escalation_reason=reason, status="escalated",
+                         latency_ms=_ms(turn.started))
 
     def _from_articles(self, text: str, language: str, *, upset: bool, intent):
         """(hits, selected sentences, articles used, the reply made of them) for the turn,
