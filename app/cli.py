@@ -138,10 +138,13 @@ def cmd_sentiment(args) -> int:
 
 
 # ---- finetune / eval -----------------------------------------------------------------
+RECIPES = {"classifier": "finetune.classifier_recipe", "chat": "finetune.chat_recipe", "merge": "finetune.merge"}
+
+
 def cmd_finetune(args) -> int:
     import importlib
 
-    importlib.import_module(f"finetune.{args.kind}").main(args.rest)  # classifier, chat or merge
+    importlib.import_module(RECIPES[args.kind]).main(args.rest)
     return 0
 
 
@@ -173,11 +176,14 @@ def cmd_eval(args) -> int:
     configure_torch(settings)
     import numpy as np
 
+    from core.hardware import resolve_inference_dtype
+
+    dtype = resolve_inference_dtype(settings.inference_dtype)
     if args.model:
         from bot.classifier import TextClassifier
 
         clf = TextClassifier.load(_model_path(args.model, args.task, settings), settings.model_cache_dir,
-                                  batch_size=settings.inference_batch_size)
+                                  batch_size=settings.inference_batch_size, dtype=dtype)
         name, labels, predict = clf.name, clf.labels, clf.predict_proba
     else:
         if args.task != "sentiment":
@@ -185,7 +191,8 @@ def cmd_eval(args) -> int:
         from bot.sentiment import SENTIMENT_LABELS, SentimentService
 
         service = SentimentService.load(settings.sentiment_model, settings.sentiment_model_zh,
-                                        settings.model_cache_dir, batch_size=settings.inference_batch_size)
+                                        settings.model_cache_dir, batch_size=settings.inference_batch_size,
+                                        dtype=dtype)
         labels = list(SENTIMENT_LABELS)
         name = service.version
 
@@ -193,7 +200,7 @@ def cmd_eval(args) -> int:
             return np.array([[r.scores.get(l, 0.0) for l in labels] for r in service.classify(texts)])
 
     report = evaluate(predict, labels, examples, restrict=args.task == "sentiment")
-    report.update(model=name, data=str(args.data), task=args.task)
+    report.update(model=name, data=str(args.data), task=args.task, dtype=dtype)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:

@@ -97,12 +97,14 @@ class TextClassifier:
     meta: dict = field(default_factory=dict)
 
     @classmethod
-    def load(cls, ref: str, cache_dir: Path, *, batch_size: int = 32, quantize: str = "none") -> "TextClassifier":
-        """`quantize`: "none" or "int8" (bot.quantization), applied after any adapter is merged."""
-        from bot.quantization import quantize_model
+    def load(cls, ref: str, cache_dir: Path, *, batch_size: int = 32, quantize: str = "none",
+             dtype: str = "fp32") -> "TextClassifier":
+        """`quantize`: "none" or "int8"; `dtype`: "fp32" or "bf16" (bot.quantization), applied
+        after any adapter is merged. int8 keeps fp32 activations, so it wins over bf16."""
+        from bot.quantization import cast_model, quantize_model
 
         clf = cls._load(ref, cache_dir, batch_size)
-        clf.model = quantize_model(clf.model, quantize)
+        clf.model = quantize_model(clf.model, quantize) if quantize != "none" else cast_model(clf.model, dtype)
         return clf
 
     @classmethod

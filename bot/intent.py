@@ -40,11 +40,11 @@ class IntentService:
 
     @classmethod
     def load(cls, model: str | None, cache_dir: Path, *, model_zh: str | None = None,
-             batch_size: int = 32) -> "IntentService":
-        default = TextClassifier.load(model, cache_dir, batch_size=batch_size) if model else None
+             batch_size: int = 32, dtype: str = "fp32") -> "IntentService":
+        default = TextClassifier.load(model, cache_dir, batch_size=batch_size, dtype=dtype) if model else None
         routes = {}
         if model_zh:
-            zh = TextClassifier.load(model_zh, cache_dir, batch_size=batch_size)
+            zh = TextClassifier.load(model_zh, cache_dir, batch_size=batch_size, dtype=dtype)
             routes = {language: zh for language in ROUTE_LANGUAGES["zh"]}
         return cls(default, routes=routes)
 

@@ -75,3 +75,16 @@ def quantize_model(model, mode: str):
 
         return quantize_dynamic(model.eval(), {name: per_channel_dynamic_qconfig for name in names},
                                 dtype=torch.qint8, inplace=True)
+
+
+def cast_model(model, dtype: str):
+    """The model's weights in `dtype` ("fp32" unchanged, "bf16": every parameter and buffer
+    in bfloat16; callers read the logits back as fp32). On a CPU with AMX, oneDNN runs the
+    bf16 matrix products on the tile units; accuracy in both modes: README "Performance"."""
+    if dtype == "fp32":
+        return model
+    if dtype != "bf16":
+        raise ValueError(f"unknown inference dtype {dtype!r}: use fp32 or bf16")
+    import torch
+
+    return model.to(torch.bfloat16)

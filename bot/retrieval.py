@@ -164,7 +164,7 @@ class MiniLMEmbedder:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, ref: str, cache_dir: Path) -> "MiniLMEmbedder":
+    def load(cls, ref: str, cache_dir: Path, *, dtype: str = "fp32") -> "MiniLMEmbedder":
         from transformers import AutoModel, AutoTokenizer
 
         from bot.classifier import quiet_transformers
@@ -179,7 +179,9 @@ class MiniLMEmbedder:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load embedding model {ref!r}: {exc}") from exc
         e5 = "e5" in ref.lower().replace("-", "").replace("_", "") or getattr(model.config, "model_type", "") == "xlm-roberta"
-        return cls(ref, tokenizer, model.eval(), e5=e5)
+        from bot.quantization import cast_model
+
+        return cls(ref, tokenizer, cast_model(model.eval(), dtype), e5=e5)
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Passages (articles, sentences)."""

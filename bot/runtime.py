@@ -158,7 +158,8 @@ class Runtime:
             from bot.sentiment import SentimentService
 
             return SentimentService.load(refs[0], refs[1], s.model_cache_dir, batch_size=s.inference_batch_size,
-                                         quantize=s.sentiment_quantize, batch_max_texts=s.sentiment_batch_max_texts,
+                                         quantize=s.sentiment_quantize, dtype=self.inference_dtype,
+                                         batch_max_texts=s.sentiment_batch_max_texts,
                                          batch_wait_ms=s.sentiment_batch_wait_ms if s.sentiment_micro_batching else None)
         if name == "intent":
             from bot.intent import IntentService
@@ -166,7 +167,7 @@ class Runtime:
             # Chinese turns: their own model (intent_model_zh; not a model-versions route yet);
             # intent_model 'none' turns intent off for every language.
             return refs[0] and IntentService.load(refs[0], s.model_cache_dir, model_zh=s.intent_model_zh,
-                                                  batch_size=s.inference_batch_size)
+                                                  batch_size=s.inference_batch_size, dtype=self.inference_dtype)
         return self._load_generator(refs[0])
 
     def _versioned(self, name: str):
@@ -232,6 +233,14 @@ class Runtime:
     # -- services ---------------------------------------------------------------------
 
     @property
+    def inference_dtype(self) -> str:
+        """What the classifiers and encoders compute in: settings.inference_dtype, with auto
+        decided by the CPU (core.hardware)."""
+        from core.hardware import resolve_inference_dtype
+
+        return resolve_inference_dtype(self.settings.inference_dtype)
+
+    @property
     def sentiment(self):
         return self._versioned("sentiment")
 
@@ -269,10 +278,11 @@ class Runtime:
 
         def load():
             s = self.settings
-            primary = MiniLMEmbedder.load(s.embedding_model, s.model_cache_dir)
+            primary = MiniLMEmbedder.load(s.embedding_model, s.model_cache_dir, dtype=self.inference_dtype)
             if s.embedding_model_multilingual is None or reads(primary, "zh"):
                 return Embedders(primary)
-            return Embedders(primary, MiniLMEmbedder.load(s.embedding_model_multilingual, s.model_cache_dir))
+            return Embedders(primary, MiniLMEmbedder.load(s.embedding_model_multilingual, s.model_cache_dir,
+                                                        dtype=self.inference_dtype))
 
         return self._service("embedder", load)
 

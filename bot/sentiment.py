@@ -57,14 +57,14 @@ class SentimentService:
 
     @classmethod
     def load(cls, model: str, model_zh: str | None, cache_dir: Path, *, batch_size: int = 32,
-             quantize: str = "none", batch_wait_ms: float | None = None, batch_max_texts: int = 64,
-             batch_max_queue: int = 256) -> "SentimentService":
+             quantize: str = "none", dtype: str = "fp32", batch_wait_ms: float | None = None,
+             batch_max_texts: int = 64, batch_max_queue: int = 256) -> "SentimentService":
         """`quantize`: see bot.quantization; `batch_wait_ms`: micro-batch concurrent calls
         (None: classify each call on its own, as the CLI does)."""
-        default = TextClassifier.load(model, cache_dir, batch_size=batch_size, quantize=quantize)
+        default = TextClassifier.load(model, cache_dir, batch_size=batch_size, quantize=quantize, dtype=dtype)
         routes = {}
         if model_zh and model_zh != model:
-            zh = TextClassifier.load(model_zh, cache_dir, batch_size=batch_size, quantize=quantize)
+            zh = TextClassifier.load(model_zh, cache_dir, batch_size=batch_size, quantize=quantize, dtype=dtype)
             routes = {language: zh for language in ROUTE_LANGUAGES["zh"]}
         service = cls(default, routes)
         if batch_wait_ms is not None:

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     sentiment_batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="longest wait for other callers' texts")
     sentiment_batch_max_texts: int = Field(64, ge=1)
     sentiment_quantize: Literal["none", "int8"] = Field("none", description="none: fp32; int8: dynamic int8 linear layers")
+    # Classifiers (sentiment, intent) and retrieval encoders: auto computes in bf16 where the
+    # CPU has AMX bf16 tiles (core.hardware), fp32 elsewhere; int8 (above) keeps fp32.
+    inference_dtype: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 with AMX, else fp32; fp32; bf16")
     threads: int | None = Field(None, ge=1, description="torch threads; default: all cores")
     ui: bool = True
     # UI logins (`supportbot users add NAME --role agent|admin`): once the file holds a user,

@@ -35,3 +35,16 @@ def resolve_bf16(mode: str, *, quantized: bool = False) -> bool:
     if mode == "off":
         return False
     return cpu_has_amx() and not quantized
+
+
+INFERENCE_DTYPES = ("auto", "fp32", "bf16")
+
+
+def resolve_inference_dtype(mode: str) -> str:
+    """`mode` auto/fp32/bf16 -> the dtype classifiers and encoders compute in: auto is bf16
+    where the CPU has AMX, else fp32 (measured in bot/quantization.py's docstring)."""
+    if mode not in INFERENCE_DTYPES:
+        raise ValueError(f"unknown inference dtype {mode!r}: use one of {', '.join(INFERENCE_DTYPES)}")
+    if mode == "auto":
+        return "bf16" if cpu_has_amx() else "fp32"
+    return mode

@@ -50,7 +50,8 @@ def says(service, models, name) -> bool:
 
 def start(tmp_path, models, **services) -> Runtime:
     settings = settings_with(home=tmp_path / "home", sentiment_model=models["A"], sentiment_model_zh="none",
-                             intent_model="none", model_versions_poll_s=0.05, demo_kb=False, threads=1)
+                             intent_model="none", model_versions_poll_s=0.05, demo_kb=False, threads=1,
+                             inference_dtype="fp32")  # as `models` computed what each says
     return Runtime.start(settings, embedder=HashEmbedder(), generator=ScriptedGenerator(), intent=False,
                          **services)
 

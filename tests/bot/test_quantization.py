@@ -107,3 +107,53 @@ def test_the_setting_is_validated(monkeypatch):
         Settings()
     monkeypatch.setenv("SUPPORTBOT_SENTIMENT_QUANTIZE", "int8")
     assert Settings().sentiment_quantize == "int8"
+
+
+def test_bf16_casts_the_model_and_keeps_its_predictions(fixed_classifier_dir, tmp_path):
+    fp32 = TextClassifier.load(str(fixed_classifier_dir), tmp_path)
+    bf16 = TextClassifier.load(str(fixed_classifier_dir), tmp_path, dtype="bf16")
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in fp32.model.parameters()} == {torch.float32}
+    batch = texts()
+    p32, p16 = fp32.predict_proba(batch), bf16.predict_proba(batch)
+    assert p16.dtype == np.float32 and np.allclose(p16.sum(axis=1), 1.0, atol=1e-5)
+    assert len(set(p32.argmax(axis=1))) == 3
+    assert float(np.abs(p32 - p16).max()) < 0.05
+    assert float((p32.argmax(axis=1) == p16.argmax(axis=1)).mean()) >= 0.9
+
+
+def test_int8_wins_over_bf16(fixed_classifier_dir, tmp_path):
+    clf = TextClassifier.load(str(fixed_classifier_dir), tmp_path, quantize="int8", dtype="bf16")
+    assert any(isinstance(m, QuantizedLinear) for m in clf.model.modules())
+    assert clf.model.classifier.weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("setting,amx,expected", [
+    ("auto", True, torch.bfloat16), ("auto", False, torch.float32),
+    ("fp32", True, torch.float32), ("bf16", False, torch.bfloat16)])
+def test_the_inference_dtype_setting_reaches_sentiment_intent_and_embeddings(
+        tiny_classifier_dir, tmp_path, monkeypatch, setting, amx, expected):
+    import core.hardware
+
+    monkeypatch.setattr(core.hardware, "cpu_has_amx", lambda: amx)
+    runtime = Runtime.start(settings_with(home=tmp_path, sentiment_model=str(tiny_classifier_dir),
+                                          sentiment_model_zh="none", intent_model=str(tiny_classifier_dir),
+                                          intent_model_zh=None, embedding_model=str(tiny_classifier_dir),
+                                          embedding_model_multilingual=None, inference_dtype=setting))
+    try:
+        models = [runtime.sentiment.default.model, runtime.intent.classifier.model,
+                  runtime.embedder.embedders[0].model]
+        assert [next(m.parameters()).dtype for m in models] == [expected] * 3
+        assert runtime.sentiment.classify(["good"])[0].label in tiny.SENTIMENT_LABELS
+    finally:
+        runtime.close()
+
+
+def test_the_inference_dtype_setting_is_validated(monkeypatch):
+    from core.hardware import resolve_inference_dtype
+
+    monkeypatch.setenv("SUPPORTBOT_INFERENCE_DTYPE", "fp8")
+    with pytest.raises(ValidationError, match="inference_dtype"):
+        Settings()
+    with pytest.raises(ValueError, match="fp8"):
+        resolve_inference_dtype("fp8")
