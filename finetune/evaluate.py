@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from finetune.data import Example
-from finetune.metrics import classification_report, restrict_to_labels
+from finetune.classification_metrics import classification_report, restrict_to_labels
 
 
 def evaluate(predict_proba: Callable[[Sequence[str]], np.ndarray], model_labels: list[str],

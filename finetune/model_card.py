@@ -20,7 +20,7 @@ def write_model_card(out: Path, meta: dict, report: dict) -> None:
 Task **{meta['task']}**, labels {', '.join(meta['labels'])}.
 Base model `{meta['base']}`, {'LoRA adapter + head' if meta['lora'] else 'full fine-tune'}{
     f", base quantized to {meta['quantization']} while training (QLoRA)" if meta.get('quantization') else ''}.
-Made by supportbot's `finetune/classifier.py` on {meta['created_at']}{
+Made by supportbot's `finetune/classifier_recipe.py` on {meta['created_at']}{
     f", continuing the adapter `{meta['init_from']}`" if meta.get('init_from') else ''}{
     f", distilled from `{meta['teacher']}` (alpha {hp.get('distill_alpha')}, temperature {hp.get('temperature')})"
     if meta.get('teacher') else ''}.

@@ -274,13 +274,13 @@ def _train(settings: Settings, task: str, active_ref: str, train_files: list[str
     else:
         flags += ["--base", active_ref]
     if task == "chat":
-        from finetune import chat
+        from finetune import chat_recipe
 
-        chat.main(flags)
+        chat_recipe.main(flags)
     else:
-        from finetune import classifier
+        from finetune import classifier_recipe
 
-        classifier.main(["--task", task, *flags])
+        classifier_recipe.main(["--task", task, *flags])
 
 
 def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run: bool = False,

@@ -6,14 +6,14 @@
 
 Configurations (--configs); all but the -gc ones run with the recipe's defaults, as a user would:
 
-  chat-full     finetune/chat.py's model (smollm2-135m, fp32) with every weight trainable (the
+  chat-full     finetune/chat_recipe.py's model (smollm2-135m, fp32) with every weight trainable (the
                 chat recipe has no --full-finetune; this is the classifier's baseline, on chat)
   chat-lora     `finetune chat`: fp32 LoRA, gradient checkpointing off (its default for fp32)
   chat-qlora    `finetune chat --qlora`: nf4 base, gradient checkpointing on (its default for a
                 quantized base), unquantized weights copied off the mapped weights file
   chat-lora-gc  `finetune chat --gradient-checkpointing on`: not a default, the like-for-like
                 baseline for chat-qlora (they differ only in the base's precision)
-  cls-full, cls-lora (cls-lora-gc, cls-qlora on request): the same on finetune/classifier.py
+  cls-full, cls-lora (cls-lora-gc, cls-qlora on request): the same on finetune/classifier_recipe.py
                 (minilm-l6), full being its --full-finetune
 
 The models are built by the recipes' own functions (chat_model.load_base_lm / classifier.load_base_classifier,
@@ -178,11 +178,11 @@ def fixed_length_batch(items: list[tuple[list[int], list[int]]], length: int, pa
 
 def chat_batches(args, n_batches: int):
     """n_batches batches of args.batch_size conversations from the chat data, each exactly args.seq_len
-    tokens, encoded as finetune/chat.py does (assistant-only labels)."""
+    tokens, encoded as finetune/chat_recipe.py does (assistant-only labels)."""
     from core.config import settings_with
     from core.model_refs import resolve
     from finetune import chat_data
-    from finetune.chat import ChatArgs
+    from finetune.chat_recipe import ChatArgs
     from finetune.chat_model import load_tokenizer
 
     base = resolve(ChatArgs().base, settings_with().model_cache_dir)
@@ -208,7 +208,7 @@ def cls_batches(args, n_batches: int):
     from core.config import settings_with
     from core.model_refs import resolve
     from finetune import data as datalib
-    from finetune.classifier import ClassifierArgs
+    from finetune.classifier_recipe import ClassifierArgs
 
     base = resolve(ClassifierArgs().base, settings_with().model_cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(base.path, local_files_only=base.local)
@@ -234,11 +234,11 @@ def build_model(family: str, method: str, checkpointing: str, base, labels: list
 
     copied = 0
     if family == "chat":
-        from finetune.chat import ChatArgs, build_bnb_config, build_lora_config
+        from finetune.chat_recipe import ChatArgs, build_bnb_config, build_lora_config
         from finetune.chat_model import load_base_lm
 
         recipe_args = ChatArgs(qlora=method == "qlora", gradient_checkpointing=checkpointing)
-        # As finetune/chat.py: 4-bit weights are quantized while loading (bitsandbytes models refuse .to()).
+        # As finetune/chat_recipe.py: 4-bit weights are quantized while loading (bitsandbytes models refuse .to()).
         model = load_base_lm(base, quantization_config=build_bnb_config(recipe_args),
                              device_map={"": "cpu"} if recipe_args.bits else None)
         if recipe_args.bits:
@@ -247,7 +247,7 @@ def build_model(family: str, method: str, checkpointing: str, base, labels: list
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
         from bot.classifier import load_base_classifier
-        from finetune.classifier import ClassifierArgs, build_bnb_config, build_lora_config
+        from finetune.classifier_recipe import ClassifierArgs, build_bnb_config, build_lora_config
 
         recipe_args = ClassifierArgs(qlora=method == "qlora", full_finetune=method == "full",
                                      gradient_checkpointing=checkpointing)

@@ -47,8 +47,8 @@ def test_a_planted_upward_import_fails(tmp_path, file, line, expected):
 
 def test_a_planted_cycle_fails(tmp_path):
     root = copy_of_the_packages(tmp_path)
-    plant(root / "finetune/perplexity.py", "from finetune.chat import ChatArgs")  # chat imports perplexity
-    assert layers.violations(root) == ["import cycle: finetune.chat -> finetune.perplexity"]
+    plant(root / "finetune/perplexity.py", "from finetune.chat_recipe import ChatArgs")  # chat imports perplexity
+    assert layers.violations(root) == ["import cycle: finetune.chat_recipe -> finetune.perplexity"]
 
 
 def test_relative_imports_are_resolved(tmp_path):

@@ -7,7 +7,7 @@ import yaml
 
 from core.errors import InputError
 from finetune.args import parse_args
-from finetune.classifier import ClassifierArgs
+from finetune.classifier_recipe import ClassifierArgs
 
 
 def test_flags(tmp_path):

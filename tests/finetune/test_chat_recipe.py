@@ -1,4 +1,4 @@
-"""finetune/chat.py end to end on CPU: a few steps of LoRA / QLoRA SFT on a tiny random Llama
+"""finetune/chat_recipe.py end to end on CPU: a few steps of LoRA / QLoRA SFT on a tiny random Llama
 with a ChatML template, then assertions on the artifacts (litgpt's test_lora_script, STYLE.md
 "tests/"); plus the assistant-only label mask, merge, `eval chat` and the data preparation.
 
@@ -27,7 +27,7 @@ from app import cli
 from core.errors import InputError
 from finetune import chat_data
 from finetune.args import parse_args
-from finetune.chat import ChatArgs, main
+from finetune.chat_recipe import ChatArgs, main
 from finetune.chat_model import load_chat_model
 from finetune.perplexity import evaluate_chat
 from fixtures import tiny
@@ -277,7 +277,7 @@ def test_early_stopping_reports_the_best_evaluation(chat_lm_dir, chat_files, tmp
 def test_qlora_trains_and_saves(chat_lm_dir, chat_files, tmp_path):
     out = tmp_path / "qlora"
     # --grad-accum 2: 5 micro-batches per epoch make steps of 2, 2 and 1; an evaluation at step 3
-    # then more training checks the CPU 4-bit fix (finetune/classifier.py).
+    # then more training checks the CPU 4-bit fix (finetune/classifier_recipe.py).
     argv = recipe_argv(chat_lm_dir, chat_files, out, "--qlora", "--max-steps", 6, "--grad-accum", 2)
     assert cli.main(["finetune", "chat", *argv]) == 0
     log = train_log(out)
@@ -370,7 +370,7 @@ def test_resume_after_kill(chat_lm_dir, chat_files, tmp_path, caplog):
     argv = recipe_argv(chat_lm_dir, chat_files, out, "--save-steps", 2)
     log_path = tmp_path / "first.log"
     with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "finetune.chat", *argv, "--max-steps", "5000"],
+        proc = subprocess.Popen([sys.executable, "-m", "finetune.chat_recipe", *argv, "--max-steps", "5000"],
                                 cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, env=os.environ.copy())
         try:
             deadline = time.monotonic() + 180

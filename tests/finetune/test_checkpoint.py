@@ -67,7 +67,7 @@ def test_a_4bit_base_lets_go_of_its_weights_file(tiny_causal_lm_dir, tmp_path):
     from safetensors.torch import load_file
 
     from core.model_refs import resolve
-    from finetune.chat import ChatArgs, build_bnb_config
+    from finetune.chat_recipe import ChatArgs, build_bnb_config
     from finetune.chat_model import load_base_lm
 
     model = load_base_lm(resolve(str(tiny_causal_lm_dir), tmp_path), quantization_config=build_bnb_config(ChatArgs(qlora=True)),

@@ -1,4 +1,4 @@
-"""finetune/classifier.py end to end on CPU: a few dozen steps on a tiny random BERT, then
+"""finetune/classifier_recipe.py end to end on CPU: a few dozen steps on a tiny random BERT, then
 assertions on the artifacts it leaves (litgpt's test_lora_script, STYLE.md "tests/").
 
 Every run uses the tiny base from tests/fixtures/tiny.py and 60 + 15 labelled rows whose
@@ -24,10 +24,10 @@ from bot.classifier import TextClassifier, load_base_classifier, predict_proba
 from core.errors import InputError, ModelLoadError
 from core.model_refs import resolve
 from finetune.args import parse_args
-from finetune.classifier import (ClassifierArgs, build_bnb_config, build_lora_config, length_grouped_batches,
+from finetune.classifier_recipe import (ClassifierArgs, build_bnb_config, build_lora_config, length_grouped_batches,
                                  main)
 from finetune.data import read_examples
-from finetune.metrics import classification_report
+from finetune.classification_metrics import classification_report
 from fixtures.env import clean_supportbot_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -369,7 +369,7 @@ def test_resume_after_kill(tiny_base_dir, sentiment_files, tmp_path, caplog):
     argv = recipe_argv(tiny_base_dir, sentiment_files, out, "--save-steps", 2)
     log_path = tmp_path / "first.log"
     with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "finetune.classifier", *argv, "--max-steps", "5000"],
+        proc = subprocess.Popen([sys.executable, "-m", "finetune.classifier_recipe", *argv, "--max-steps", "5000"],
                                 cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, env=os.environ.copy())
         try:
             deadline = time.monotonic() + 180

@@ -1,4 +1,4 @@
-"""Distillation in finetune/classifier.py (--teacher, --unlabelled): the loss, and a tiny run
+"""Distillation in finetune/classifier_recipe.py (--teacher, --unlabelled): the loss, and a tiny run
 whose student moves to a teacher that disagrees with the gold labels."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 
 from bot.classifier import TextClassifier
 from core.errors import InputError
-from finetune.classifier import combined_loss, distillation_loss, main
+from finetune.classifier_recipe import combined_loss, distillation_loss, main
 from fixtures import tiny
 
 LABELS = ["negative", "neutral", "positive"]

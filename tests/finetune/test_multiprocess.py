@@ -98,7 +98,7 @@ DDP_CRASH = ("under two real DDP processes the recipe's rank 1 crashes in Distri
 @pytest.mark.xfail(strict=True, reason=DDP_CRASH)
 def test_classifier_recipe_on_two_processes(tmp_path, tiny_base_dir, sentiment_files):
     out, url = tmp_path / "clf", f"sqlite:///{tmp_path / 'runs.db'}"
-    proc = launch("finetune.classifier", [
+    proc = launch("finetune.classifier_recipe", [
         "--train", str(sentiment_files["train"]), "--eval", str(sentiment_files["eval"]), "--base", str(tiny_base_dir),
         "--output", str(out), "--batch-size", "8", "--learning-rate", "5e-3", "--lora-r", "8", "--lora-alpha", "16",
         "--lora-dropout", "0", "--patience", "100", "--threads", "1", "--max-steps", "8", "--record", "true",
@@ -115,7 +115,7 @@ def test_chat_recipe_on_two_processes(tmp_path):
     for name, rows in (("train", conversations[:40]), ("eval", conversations[40:])):
         files[name].write_text("".join(json.dumps(c) + "\n" for c in rows), encoding="utf-8")
     out, url = tmp_path / "chat", f"sqlite:///{tmp_path / 'runs.db'}"
-    proc = launch("finetune.chat", [
+    proc = launch("finetune.chat_recipe", [
         "--train", str(files["train"]), "--eval", str(files["eval"]), "--base", str(lm), "--output", str(out),
         "--batch-size", "4", "--learning-rate", "1e-2", "--lora-r", "8", "--lora-alpha", "16", "--lora-dropout", "0",
         "--patience", "100", "--threads", "1", "--max-steps", "8", "--record", "true", "--version", "chat-ddp",

@@ -23,7 +23,7 @@ from app.server import create_app
 from app.cli import main as cli
 from core.config import settings_with
 from bot.runtime import Runtime
-from finetune import classifier
+from finetune import classifier_recipe
 from fixtures import tiny
 from fixtures.env import clean_supportbot_env
 from fixtures.fakes import HashEmbedder, ScriptedGenerator
@@ -77,9 +77,9 @@ def world(tmp_path_factory):
         mislabelled = [(t, "positive") for t in MISLABELLED]
         v1_train = tiny.write_csv(root / "v1_train.csv", clean + mislabelled)
         v1 = root / "v1"
-        classifier.main(["--task", "sentiment", "--train", str(v1_train), "--base", str(base), "--output", str(v1),
-                         "--epochs", "12", "--batch-size", "16", "--learning-rate", "5e-3", "--lora-dropout", "0",
-                         "--threads", "1", "--record", "false", "--version", "v1", "--patience", "100"])
+        classifier_recipe.main(["--task", "sentiment", "--train", str(v1_train), "--base", str(base), "--output", str(v1),
+                                "--epochs", "12", "--batch-size", "16", "--learning-rate", "5e-3", "--lora-dropout", "0",
+                                "--threads", "1", "--record", "false", "--version", "v1", "--patience", "100"])
         env = {**RETRAIN_ENV, "SUPPORTBOT_HOME": str(root / "home"), "SUPPORTBOT_SENTIMENT_MODEL": str(v1),
                "SUPPORTBOT_RETRAIN_SENTIMENT_DATA": str(original),
                "SUPPORTBOT_RETRAIN_SENTIMENT_BENCHMARK": str(benchmark)}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finetune.metrics import classification_report, restrict_to_labels
+from finetune.classification_metrics import classification_report, restrict_to_labels
 
 
 def test_report_against_hand_computed_values():

@@ -4,7 +4,7 @@
         --base smollm2-135m --output runs/chat-bitext [--qlora | --bits 8] [--resume]
 
     # several GPUs, unchanged:
-    accelerate launch -m finetune.chat --train data/chat/bitext_train.jsonl ...
+    accelerate launch -m finetune.chat_recipe --train data/chat/bitext_train.jsonl ...
 
     # a plain model directory for vLLM / TGI / transformers:
     supportbot finetune merge runs/chat-bitext --output runs/chat-bitext-merged
@@ -169,7 +169,7 @@ def build_bnb_config(args: ChatArgs):
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
     """Shuffle, then sort within windows of 50 batches, so a batch has similar lengths
-    (copied from finetune/classifier.py)."""
+    (copied from finetune/classifier_recipe.py)."""
     rng = random.Random(seed)
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -426,7 +426,7 @@ def _write_model_card(out: Path, meta: dict, report: dict) -> None:
 
 Chat model: a LoRA adapter (rank {meta['lora']['r']}, alpha {meta['lora']['alpha']}) on `{meta['base']}`{
     f", base quantized to {meta['quantization']} while training (QLoRA)" if meta.get('quantization') else ''}.
-Made by supportbot's `finetune/chat.py` on {meta['created_at']}{
+Made by supportbot's `finetune/chat_recipe.py` on {meta['created_at']}{
     f", continuing the adapter `{meta['init_from']}`" if meta.get('init_from') else ''}.
 Loss on assistant turns only; conversations cut to {meta['max_length']} tokens.
 Serve it as is, or merge it into a plain model directory: `supportbot finetune merge THIS_DIR --output DIR`.
@@ -452,7 +452,7 @@ Evaluation: {evaluation} ({report['n_eval']} conversations, {report['eval_tokens
     (out / "README.md").write_text(text, encoding="utf-8")
 
 
-# ---- checkpoints (copied from finetune/classifier.py) ------------------------------------
+# ---- checkpoints (copied from finetune/classifier_recipe.py) ------------------------------------
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
         --teacher sentiment-zh --unlabelled reviews.csv [--distill-alpha 0.5 --temperature 2]
 
     # several GPUs, unchanged:
-    accelerate launch -m finetune.classifier --task sentiment --train data.csv ...
+    accelerate launch -m finetune.classifier_recipe --task sentiment --train data.csv ...
 
 Reads top to bottom: setup (arguments, data, model) -> train (with per-epoch eval, early
 stopping and checkpoints) -> evaluate -> save (adapter + head + label map + model card +
@@ -298,7 +298,7 @@ def run(args: ClassifierArgs) -> dict:
     from bot.classifier import load_base_classifier, predict_proba
     from core.config import settings_with
     from core.model_refs import resolve
-    from finetune.metrics import classification_report
+    from finetune.classification_metrics import classification_report
     from finetune.run_record import RunRecorder
 
     settings = settings_with(database_url=args.database_url)
