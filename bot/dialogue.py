@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import faithfulness, grounding, injection, policy, prompting
+from bot.api.schemas import ConversationPublic, MessagePublic
 from core.errors import InputError, NotFoundError
 from bot.escalation import EscalationPolicy, TurnSignals
 from bot.generation import GenerationError, GenerationParams, Generator
@@ -108,29 +109,32 @@ class _Answer:
     model_version: str
 
 
-def message_public(m: Message) -> dict:
-    out = {"id": m.id, "role": m.role, "text": m.text, "created_at": m.created_at.isoformat(),
-           "language": m.language}
+def message_public(m: Message) -> MessagePublic:
+    """A stored message in its public shape (bot.api.schemas.MessagePublic)."""
+    fields = {"id": m.id, "role": m.role, "text": m.text, "created_at": m.created_at.isoformat(),
+              "language": m.language}
     if m.sentiment_label is not None:
-        out["sentiment"] = {"label": m.sentiment_label, "score": m.sentiment_score}
+        fields["sentiment"] = {"label": m.sentiment_label, "score": m.sentiment_score}
     if m.intent_label is not None:
-        out["intent"] = {"label": m.intent_label, "score": m.intent_score}
+        fields["intent"] = {"label": m.intent_label, "score": m.intent_score}
     if m.role == "bot":
-        out["sources"] = list(m.sources or [])
-        out["model_version"] = m.model_version
+        fields["sources"] = list(m.sources or [])
+        fields["model_version"] = m.model_version
     if m.agent:
-        out["agent"] = m.agent
-    return out
+        fields["agent"] = m.agent
+    return MessagePublic(**fields)
 
 
-def conversation_public(c: Conversation, *, with_messages: bool = True) -> dict:
-    out = {"id": c.id, "status": c.status, "channel": c.channel, "customer_ref": c.customer_ref,
-           "metadata": {k: v for k, v in (c.meta or {}).items() if k != STREAK_KEY},
-           "escalation_reason": c.escalation_reason, "created_at": c.created_at.isoformat(),
-           "updated_at": c.updated_at.isoformat()}
+def conversation_public(c: Conversation, *, with_messages: bool = True) -> ConversationPublic:
+    """A stored conversation in its public shape (bot.api.schemas.ConversationPublic);
+    the dialogue's own metadata (the no-answer streak) is not shown."""
+    fields = {"id": c.id, "status": c.status, "channel": c.channel, "customer_ref": c.customer_ref,
+              "metadata": {k: v for k, v in (c.meta or {}).items() if k != STREAK_KEY},
+              "escalation_reason": c.escalation_reason, "created_at": c.created_at.isoformat(),
+              "updated_at": c.updated_at.isoformat()}
     if with_messages:
-        out["messages"] = [message_public(m) for m in c.messages]
-    return out
+        fields["messages"] = [message_public(m) for m in c.messages]
+    return ConversationPublic(**fields)
 
 
 class DialogueEngine:
@@ -191,7 +195,7 @@ class DialogueEngine:
             raise NotFoundError(f"no conversation {conversation_id!r}")
         return conversation
 
-    def agent_message(self, conversation_id: str, text: str, *, agent: str) -> dict:
+    def agent_message(self, conversation_id: str, text: str, *, agent: str) -> MessagePublic:
         """A human agent's reply. An agent writing into an open conversation takes it over."""
         text, original = self._clean(text)
         if not agent or not agent.strip():
@@ -208,7 +212,7 @@ class DialogueEngine:
                                  agent=agent.strip(), text_original=original)
             return message_public(m)
 
-    def release(self, conversation_id: str) -> dict:
+    def release(self, conversation_id: str) -> ConversationPublic:
         """Hand the conversation back to the bot."""
         with self.sessions.begin() as session:
             conversation = self._load(session, conversation_id)

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from bot.api.schemas import ConversationPublic
 from bot.callers import CHAT
 from bot.dialogue import TurnResult, conversation_public
 from bot.runtime import Runtime
@@ -55,30 +56,29 @@ def plain(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def render(conversation: dict, language: str = "en") -> tuple[list[dict], list[str | None]]:
+def render(conversation: ConversationPublic, language: str = "en") -> tuple[list[dict], list[str | None]]:
     """Chatbot messages (escaped plain text) and the id of the stored message behind
     each, for feedback."""
     words = LABELS.get(language, LABELS["en"])
     messages, ids = [], []
-    for m in conversation["messages"]:
-        if m["role"] == "customer":
-            text = m["text"]
-            if m.get("sentiment"):
-                s = m["sentiment"]
-                text += f"\n\n({words['sentiment']}: {s['label']} {s['score']:.2f})"
+    for m in conversation.messages:
+        if m.role == "customer":
+            text = m.text
+            if m.sentiment:
+                text += f"\n\n({words['sentiment']}: {m.sentiment.label} {m.sentiment.score:.2f})"
             messages.append({"role": "user", "content": plain(text)})
         else:
-            text = m["text"]
-            if m["role"] == "agent":
-                text = f"[{m.get('agent') or 'agent'}] {text}"
-            if m.get("sources"):
-                text += f"\n\n{words['sources']}: " + "; ".join(f"{s['title']} [{s['id']}]" for s in m["sources"])
+            text = m.text
+            if m.role == "agent":
+                text = f"[{m.agent or 'agent'}] {text}"
+            if m.sources:
+                text += f"\n\n{words['sources']}: " + "; ".join(f"{s.title} [{s.id}]" for s in m.sources)
             messages.append({"role": "assistant", "content": plain(text)})
-        ids.append(m["id"])
+        ids.append(m.id)
     return messages, ids
 
 
-def load(runtime: Runtime, conversation_id: str) -> dict | None:
+def load(runtime: Runtime, conversation_id: str) -> ConversationPublic | None:
     with runtime.sessions() as session:
         c = repo.get_conversation(session, conversation_id=conversation_id)
         return conversation_public(c) if c is not None else None
@@ -103,23 +103,23 @@ def open_handle(runtime: Runtime, handle: str) -> str | None:
     return conversation_id if stored and hmac.compare_digest(stored, digest) else None
 
 
-def reply_choices(conversation: dict) -> list[tuple[str, str]]:
+def reply_choices(conversation: ConversationPublic) -> list[tuple[str, str]]:
     """The bot's and agents' replies, newest first, as (label, message id)."""
     out = []
     n = 0
-    for m in conversation["messages"]:
-        if m["role"] in ("bot", "agent"):
+    for m in conversation.messages:
+        if m.role in ("bot", "agent"):
             n += 1
-            preview = m["text"].replace("\n", " ")
-            out.append((f"#{n}: {preview[:70]}{'…' if len(preview) > 70 else ''}", m["id"]))
+            preview = m.text.replace("\n", " ")
+            out.append((f"#{n}: {preview[:70]}{'…' if len(preview) > 70 else ''}", m.id))
     return out[::-1]
 
 
-def status_line(conversation: dict | None, language: str) -> str:
+def status_line(conversation: ConversationPublic | None, language: str) -> str:
     if conversation is None:
         return ""
     words = LABELS.get(language, LABELS["en"])
-    if conversation["status"] == "escalated":
+    if conversation.status == "escalated":
         return f"🧑‍💼 {words['status_escalated']}"
     return ""
 
@@ -186,7 +186,7 @@ class ChatEvents:
             state.update(ids=[], count=0)
             return [], gr.update(choices=[], value=None), "", state
         messages, ids = render(conversation, language)
-        state.update(ids=ids, count=len(ids), status=conversation["status"])
+        state.update(ids=ids, count=len(ids), status=conversation.status)
         choices = reply_choices(conversation)
         return (messages, gr.update(choices=choices, value=choices[0][1] if choices else None),
                 status_line(conversation, language), state)

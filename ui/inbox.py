@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from bot.api.schemas import ConversationPublic
 from bot.dialogue import conversation_public
 from bot.runtime import Runtime
 from storage.repositories import conversations as repo
@@ -62,25 +63,25 @@ def table(rows: list[dict]) -> list[list]:
              preview(r["last"]), r["id"]] for r in rows]
 
 
-def history_html(conversation: dict | None) -> str:
+def history_html(conversation: ConversationPublic | None) -> str:
     """The whole conversation as escaped HTML (no text is ever interpreted as markup)."""
     if conversation is None:
         return "<p><i>Pick a conversation.</i></p>"
-    parts = [f'<div class="sb-history"><p><b>Status:</b> {esc(conversation["status"])}'
-             + (f' · <b>reason:</b> {esc(conversation["escalation_reason"])}' if conversation["escalation_reason"] else "")
-             + f' · <b>id:</b> <code>{esc(conversation["id"])}</code></p>']
-    for m in conversation["messages"]:
-        who = {"customer": "Customer", "bot": "Bot", "agent": f"Agent {m.get('agent') or ''}".strip()}[m["role"]]
-        badge = sentiment_badge(m["sentiment"]["label"], m["sentiment"]["score"]) if m.get("sentiment") else ""
+    parts = [f'<div class="sb-history"><p><b>Status:</b> {esc(conversation.status)}'
+             + (f' · <b>reason:</b> {esc(conversation.escalation_reason)}' if conversation.escalation_reason else "")
+             + f' · <b>id:</b> <code>{esc(conversation.id)}</code></p>']
+    for m in conversation.messages:
+        who = {"customer": "Customer", "bot": "Bot", "agent": f"Agent {m.agent or ''}".strip()}[m.role]
+        badge = sentiment_badge(m.sentiment.label, m.sentiment.score) if m.sentiment else ""
         sources = ""
-        if m.get("sources"):
+        if m.sources:
             sources = ('<div style="font-size:0.8em;color:#666">Sources: '
-                       + "; ".join(f"{esc(s['title'])} [{esc(s['id'])}]" for s in m["sources"]) + "</div>")
-        background = {"customer": "#f4f6fb", "bot": "#ffffff", "agent": "#eefaf0"}[m["role"]]
-        parts.append(f'<div class="sb-msg sb-{esc(m["role"])}" style="border:1px solid #ddd;border-radius:6px;'
+                       + "; ".join(f"{esc(s.title)} [{esc(s.id)}]" for s in m.sources) + "</div>")
+        background = {"customer": "#f4f6fb", "bot": "#ffffff", "agent": "#eefaf0"}[m.role]
+        parts.append(f'<div class="sb-msg sb-{esc(m.role)}" style="border:1px solid #ddd;border-radius:6px;'
                      f'padding:6px 10px;margin:6px 0;background:{background};color:#222">'
-                     f'<div style="font-size:0.8em;color:#555"><b>{esc(who)}</b> · {esc(when(m["created_at"]))} {badge}'
-                     f'</div><div class="sb-text" style="white-space:pre-wrap">{esc(m["text"])}</div>{sources}</div>')
+                     f'<div style="font-size:0.8em;color:#555"><b>{esc(who)}</b> · {esc(when(m.created_at))} {badge}'
+                     f'</div><div class="sb-text" style="white-space:pre-wrap">{esc(m.text)}</div>{sources}</div>')
     parts.append("</div>")
     return "".join(parts)
 

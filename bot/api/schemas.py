@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 
 class ErrorBody(BaseModel):
@@ -162,21 +162,44 @@ class TurnPublic(BaseModel):
 
 
 class MessagePublic(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A stored message: in GET /v1/conversations/{id}, from POST .../agent-messages, and
+    what the UI shows (bot.dialogue.message_public builds it from the database row). Keys
+    a message does not have are left out: `intent` on a turn no intent model read,
+    `sources` and `model_version` on all but the bot's replies, `agent` on all but an
+    agent's; `sentiment` and `language` are there, null when unknown."""
     id: str
     role: Literal["customer", "bot", "agent"]
     text: str
     created_at: str
     sentiment: LabelScore | None = None
+    language: str | None = None
+    intent: LabelScore | None = None
+    sources: list[Source] | None = None
+    model_version: str | None = None
+    agent: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _leave_out_what_it_lacks(self, handler):
+        data = handler(self)
+        for key in ("intent", "sources", "model_version", "agent"):
+            if key not in self.model_fields_set:
+                data.pop(key, None)
+        return data
 
 
 class ConversationPublic(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A conversation (GET /v1/conversations/{id}, the listing, release; the UI). `messages`
+    is null in the listing and from release; `metadata` is what the client gave, without
+    the dialogue's own keys. Built by bot.dialogue.conversation_public."""
     id: str
     status: Literal["open", "escalated", "closed"]
     created_at: str
     escalation_reason: str | None = None
     messages: list[MessagePublic] | None = None
+    channel: str | None = None
+    customer_ref: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    updated_at: str
 
 
 class ConversationsPublic(BaseModel):

@@ -80,7 +80,7 @@ def test_asking_for_a_person_escalates_and_the_bot_goes_quiet_until_released(run
     held = d.turn(cid, "hello? anyone?")
     assert held.reply is None and held.status == "escalated"
     agent = d.agent_message(cid, "Hi, this is Ana. I have refunded your order.", agent="ana")
-    assert agent["role"] == "agent" and agent["agent"] == "ana"
+    assert agent.role == "agent" and agent.agent == "ana"
     d.release(cid)
     back = d.turn(cid, "How long does shipping take?")
     assert back.status == "open" and back.reply.sources[0]["id"] == "en-shipping"

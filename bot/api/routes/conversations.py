@@ -17,7 +17,7 @@ from bot.api.auth import AdminDep, AgentDep, CallerDep
 from bot.api.deps import DialogueDep, SessionDep
 from bot.callers import Caller
 from bot.api.schemas import (AgentMessageCreate, ConversationCreate, ConversationId, ConversationPublic,
-                             ConversationsPublic, MessageCreate, TurnPublic)
+                             ConversationsPublic, MessageCreate, MessagePublic, TurnPublic)
 from bot.dialogue import conversation_public
 from core.errors import NotFoundError
 from storage.erasure import erase_conversation
@@ -68,7 +68,9 @@ def customer_message(conversation_id: str, body: MessageCreate, dialogue: Dialog
     return dialogue.turn(conversation_id, body.text).public()
 
 
-@router.post("/{conversation_id}/agent-messages", status_code=201)
+# Only the keys the new message has (no "sentiment": null on an agent's message).
+@router.post("/{conversation_id}/agent-messages", response_model=MessagePublic, response_model_exclude_unset=True,
+             status_code=201)
 def agent_message(conversation_id: str, body: AgentMessageCreate, dialogue: DialogueDep, _agent: AgentDep):
     return dialogue.agent_message(conversation_id, body.text, agent=body.agent)
 
