@@ -2,10 +2,10 @@
 validates it (bot serves adapters, finetune makes and continues them; both come here).
 
 A supportbot adapter directory holds peft's adapter_config.json and adapter_model.safetensors
-(or, for a full fine-tune, the model itself) and supportbot.json: format, kind (classifier or
-chat), task, version, base (the model reference it was trained on), labels (classifiers),
-max_length, lora, quantization, data, eval_file, init_from, hyperparameters, metrics,
-created_at. Its presence is what makes a directory an adapter (core.model_refs.resolve).
+(or, for a full fine-tune, the model itself) and supportbot.json, with the FIELDS below: kind
+(classifier or chat), task, version, base (the model reference it was trained on), labels
+(classifiers), lora, metrics... Its presence is what makes a directory an adapter
+(core.model_refs.resolve).
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from pathlib import Path
 from core.errors import InputError, ModelLoadError
 
 META_FILE = "supportbot.json"
+# The fields the recipes write, in this order (a classifier has labels and teacher, chat not).
+FIELDS = ("format", "kind", "task", "version", "base", "labels", "max_length", "lora", "quantization", "data",
+          "eval_file", "init_from", "teacher", "hyperparameters", "metrics", "created_at")
 
 
 class NotAnObject(ValueError):

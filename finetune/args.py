@@ -44,6 +44,13 @@ def parse_args(cls: type[T], argv: list[str] | None = None) -> T:
     return cls(**values)
 
 
+def parse_and_validate(cls: type[T], argv: list[str] | None = None) -> T:
+    """parse_args, then the dataclass's validate(): every problem at once, before any work."""
+    args = parse_args(cls, argv)
+    args.validate()
+    return args
+
+
 def _merge_repeated_list_flags(parser, argv: list[str]) -> list[str]:
     """`--train a.csv --train b.csv` means both files (argparse alone keeps the last)."""
     list_flags = {}

@@ -13,36 +13,36 @@
 Reads top to bottom: setup (arguments, data, model) -> train (with per-epoch eval, early
 stopping and checkpoints) -> evaluate -> save (adapter + head + label map + model card +
 eval report with plots). A killed run continues from its last checkpoint with --resume.
+What this recipe does the same way as the other one (flags, accumulation, evaluation
+cadence and early stopping, checkpoints, run record, supportbot.json) is finetune/training.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
 import random
-import shutil
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.adapter_artifact import read_meta, write_meta
+from core.adapter_artifact import read_meta
 from core.errors import InputError
 from finetune import data as datalib
-from finetune.args import parse_args
-from finetune.checkpoint import (copy_mapped_weights, enable_gradient_checkpointing, keep_4bit_weights_trainable_on_cpu,
-                                 load_checkpoint, load_trainable, recover_checkpoint, rewrite_base_reference,
-                                 save_checkpoint, save_trainable)
-from finetune.training import init_from_problems
+from finetune import training
+from finetune.args import parse_and_validate
+from finetune.checkpoint import rewrite_base_reference
+from finetune.training import Evaluation
 
 log = logging.getLogger("supportbot.finetune")
 
 
 @dataclass
-class ClassifierArgs:
+class ClassifierArgs(training.TrainingFlags):
+    """The flags of `supportbot finetune classifier`: these and the shared TrainingFlags."""
+
     task: str = field(default="sentiment", metadata={"help": "sentiment or intent; the label set itself comes from the data"})
     train: list[str] = field(default_factory=list, metadata={"help": "training file(s), FILE[@WEIGHT]; CSV/TSV/JSONL text,label"})
     eval: str | None = field(default=None, metadata={"help": "eval file; default: hold out --eval-fraction of train"})
@@ -50,28 +50,16 @@ class ClassifierArgs:
     output: str = field(default="runs/classifier", metadata={"help": "output directory (adapter, report, checkpoints)"})
     labels: str | None = field(default=None, metadata={"help": "comma-separated label order; default: sorted labels of the data"})
     epochs: float = field(default=3.0, metadata={"help": "passes over the training data (fractions allowed)"})
-    max_steps: int = field(default=0, metadata={"help": "stop after this many optimizer steps (0: no limit)"})
     batch_size: int = field(default=32, metadata={"help": "examples per optimizer step (per device)"})
-    grad_accum: int = field(default=1, metadata={"help": "micro-batches accumulated per optimizer step"})
     # 2e-4..1e-3 is the usual LoRA range; the head is trained from scratch at the same rate.
     learning_rate: float = field(default=5e-4, metadata={"help": "peak learning rate (linear warm-up then decay)"})
     warmup_ratio: float = field(default=0.06, metadata={"help": "fraction of steps spent warming up"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_length: int = field(default=128, metadata={"help": "tokens per text; longer texts are truncated"})
-    # rank 8..16 is plenty for classification (LoRA paper, Hu et al. 2021, Table 6).
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank; higher: more capacity and memory"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)"})
+    # --lora-r 8..16 is plenty for classification (LoRA paper, Hu et al. 2021, Table 6).
     lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA path"})
     target_modules: str = field(default="all-linear", metadata={"help": "modules that get LoRA: all-linear or comma-separated names"})
     init_from: str | None = field(default=None, metadata={"help": "continue training this supportbot adapter directory (same base and labels)"})
     full_finetune: bool = field(default=False, metadata={"help": "train all weights instead of LoRA (baseline)"})
-    qlora: bool = field(default=False, metadata={"help": "load the base quantized (nf4 4-bit) and train LoRA on top"})
-    bits: int = field(default=0, metadata={"help": "quantize the base to 4 or 8 bits (4 = --qlora)"})
-    # Recomputing the activations in the backward pass stores about one layer's instead of all
-    # of them (batch x length x layers), for one more forward pass per step. auto: on for a
-    # quantized base, as QLoRA does (Dettmers et al. 2023) and peft's
-    # prepare_model_for_kbit_training by default; off for fp32.
-    gradient_checkpointing: str = field(default="auto", metadata={"help": "recompute activations in the backward pass (less memory, slower steps): on, off or auto (on with --qlora/--bits)"})
     # Distillation (Hinton et al. 2015, "Distilling the knowledge in a neural network"): a
     # teacher classifier's probabilities, softened by --temperature, are a second target.
     teacher: str | None = field(default=None, metadata={"help": "distil from this classifier (model reference or adapter directory): its soft labels on --train and --unlabelled texts become targets; its labels must include ours"})
@@ -86,28 +74,15 @@ class ClassifierArgs:
     class_weights: bool = field(default=False, metadata={"help": "weight the loss by inverse class frequency"})
     eval_fraction: float = field(default=0.1, metadata={"help": "held-out share when no --eval file is given"})
     max_eval_samples: int = field(default=0, metadata={"help": "evaluate on at most this many examples during training (0: all)"})
-    eval_steps: int = field(default=0, metadata={"help": "also evaluate every N optimizer steps (0: once per epoch)"})
     patience: int = field(default=2, metadata={"help": "early stopping: evaluations without improvement"})
     metric: str = field(default="macro_f1", metadata={"help": "metric that selects the best checkpoint: macro_f1 or accuracy"})
-    save_steps: int = field(default=50, metadata={"help": "checkpoint every N optimizer steps"})
     seed: int = field(default=42, metadata={"help": "random seed (data order, init, dropout)"})
-    resume: bool = field(default=False, metadata={"help": "continue from the checkpoint in --output"})
     version: str | None = field(default=None, metadata={"help": "version name recorded in the adapter; default: task-date"})
-    record: bool = field(default=True, metadata={"help": "record the run and the model version in the database"})
-    database_url: str | None = field(default=None, metadata={"help": "database for the run record; default: settings"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: all cores)"})
 
     def __post_init__(self):
-        if isinstance(self.train, str):
-            self.train = [self.train]
+        super().__post_init__()
         if isinstance(self.unlabelled, str):
             self.unlabelled = [self.unlabelled]
-        if self.qlora and self.bits == 0:
-            self.bits = 4
-        if isinstance(self.gradient_checkpointing, bool):  # YAML reads a bare on/off as a boolean
-            self.gradient_checkpointing = "on" if self.gradient_checkpointing else "off"
-        if self.gradient_checkpointing == "auto":  # resolved here, so the saved hyperparameters say which
-            self.gradient_checkpointing = "on" if self.bits else "off"
         if isinstance(self.bf16, bool):
             self.bf16 = "on" if self.bf16 else "off"
         if self.bf16 == "auto":  # resolved here too, so the saved hyperparameters say which
@@ -120,69 +95,32 @@ class ClassifierArgs:
         problems = []
         if self.task not in ("sentiment", "intent"):
             problems.append(f"--task must be sentiment or intent (got {self.task!r}); the label set comes from the data")
-        if not self.train:
-            problems.append("--train is required")
-        for spec in self.train:
-            try:
-                src = datalib.Source.parse(spec)
-                if not src.path.is_file():
-                    problems.append(f"--train {src.path}: no such file")
-            except InputError as exc:
-                problems.append(str(exc))
-        for spec in self.unlabelled:
-            try:
-                src = datalib.Source.parse(spec)
-                if not src.path.is_file():
-                    problems.append(f"--unlabelled {src.path}: no such file")
-            except InputError as exc:
-                problems.append(str(exc))
+        problems += training.data_problems(self) + training.source_problems("--unlabelled", self.unlabelled)
         if self.unlabelled and not self.teacher:
             problems.append("--unlabelled texts are labelled by a --teacher; give one")
         if not 0 <= self.distill_alpha <= 1:
             problems.append("--distill-alpha must be in [0, 1]")
         if self.temperature <= 0:
             problems.append("--temperature must be positive")
-        if self.eval and not Path(self.eval).is_file():
-            problems.append(f"--eval {self.eval}: no such file")
         if self.init_from:
-            problems += init_from_problems(self.init_from, self.base)
+            problems += training.init_from_problems(self.init_from, self.base)
             if self.full_finetune:
                 problems.append("--init-from continues a LoRA adapter; drop --full-finetune")
-        if self.bits not in (0, 4, 8):
-            problems.append("--bits must be 4 or 8")
-        if self.qlora and self.bits == 8:
-            problems.append("--qlora means 4-bit; use --bits 8 alone for 8-bit")
+        problems += training.quantization_problems(self)
         if self.full_finetune and self.bits:
             problems.append("--full-finetune cannot train quantized weights; drop --qlora/--bits")
-        if self.gradient_checkpointing not in ("on", "off"):
-            problems.append(f"--gradient-checkpointing must be on, off or auto (got {self.gradient_checkpointing!r})")
         if self.bf16 not in ("on", "off"):
             problems.append(f"--bf16 must be on, off or auto (got {self.bf16!r})")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            problems.append("--epochs or --max-steps must be positive")
-        if not 0 < self.eval_fraction < 0.5:
-            problems.append("--eval-fraction must be in (0, 0.5)")
         if self.metric not in ("macro_f1", "accuracy"):
             problems.append("--metric must be macro_f1 or accuracy")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            problems.append("--batch-size and --grad-accum must be >= 1")
-        if self.resume:
-            recover_checkpoint(Path(self.output) / "checkpoint")
-        if self.resume and not (Path(self.output) / "checkpoint" / "state.json").is_file():
-            problems.append(f"--resume: no checkpoint in {self.output}/checkpoint")
+        problems += training.schedule_problems(self) + training.resume_problems(self)
         if problems:
             raise InputError("; ".join(problems))
 
 
 def build_lora_config(args: ClassifierArgs):
     """LoraConfig for the flags, or None for full fine-tuning."""
-    if args.full_finetune:
-        return None
-    from peft import LoraConfig, TaskType
-
-    targets = args.target_modules if args.target_modules == "all-linear" else [m.strip() for m in args.target_modules.split(",")]
-    return LoraConfig(task_type=TaskType.SEQ_CLS, r=args.lora_r, lora_alpha=args.lora_alpha,
-                      lora_dropout=args.lora_dropout, target_modules=targets)
+    return None if args.full_finetune else training.lora_config(args, "SEQ_CLS", args.target_modules)
 
 
 HEAD_MODULES = ["classifier", "score", "pre_classifier"]
@@ -190,16 +128,7 @@ HEAD_MODULES = ["classifier", "score", "pre_classifier"]
 
 def build_bnb_config(args: ClassifierArgs):
     """BitsAndBytesConfig for --qlora / --bits, or None. The head stays full precision."""
-    if not args.bits:
-        return None
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    # llm_int8_skip_modules replaces the default list, so it names the heads explicitly.
-    if args.bits == 4:
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=HEAD_MODULES)
-    return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=HEAD_MODULES)
+    return training.bnb_config(args.bits, HEAD_MODULES)
 
 
 def distillation_loss(student_logits, teacher_probs, temperature: float):
@@ -267,49 +196,95 @@ def teacher_soft_labels(args: ClassifierArgs, texts: list[str], labels: list[str
     return result
 
 
-def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Shuffle, then sort within windows of 50 batches, so a batch has similar lengths."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    window = batch_size * 50
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
-
-
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(ClassifierArgs, argv)
-    args.validate()
-    return run(args)
+    return run(parse_and_validate(ClassifierArgs, argv))
 
 
 def run(args: ClassifierArgs) -> dict:
     # ---- setup -------------------------------------------------------------------
-    import numpy as np
     import torch
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
 
-    from bot.classifier import load_base_classifier, predict_proba
-    from core.config import settings_with
+    from bot.classifier import load_base_classifier
     from core.model_refs import resolve
-    from finetune.classification_metrics import classification_report
-    from finetune.run_record import RunRecorder
 
-    settings = settings_with(database_url=args.database_url)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    set_seed(args.seed)
-    out = Path(args.output)
+    settings, out, accelerator = training.start(args)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out / "checkpoint"
-    accelerator = Accelerator(gradient_accumulation_steps=args.grad_accum)
+    sources, unlabelled_sources, train_rows, eval_rows, unlabelled, labels = read_data(args)
+    label_id = {label: i for i, label in enumerate(labels)}
+    counts = Counter(e.label for e in train_rows)
+    log.info("train %d rows %s, eval %d rows", len(train_rows), dict(counts), len(eval_rows))
 
+    def autocast():
+        return torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=args.bf16 == "on")
+
+    soft = distillation_targets(args, accelerator, train_rows, unlabelled, labels, settings.model_cache_dir, out,
+                                autocast)
+    base = resolve(args.base, settings.model_cache_dir)
+    if base.adapter:
+        raise InputError(f"--base {args.base!r} is an adapter; give its base model (see its supportbot.json)")
+    tokenizer, model = load_base_classifier(base, labels, quantization_config=build_bnb_config(args))
+    if args.bits:  # LoRA on top (validate refuses --full-finetune with --bits)
+        model = training.prepare_quantized(model)
+    model, lora = training.prepare_for_training(model, args, build_lora_config(args))
+
+    encoded = tokenizer([e.text for e in train_rows] + unlabelled, truncation=True, max_length=args.max_length)["input_ids"]
+    targets = [label_id[e.label] for e in train_rows] + [-1] * len(unlabelled)  # -1: the teacher's label only
+    schedule = training.plan_steps([len(x) for x in encoded], args, accelerator.num_processes)
+    optimizer, scheduler = training.optimizer_and_scheduler(model, args, schedule.total_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    weight = None
+    if args.class_weights:
+        weight = torch.tensor([len(targets) / (len(labels) * max(1, counts[l])) for l in labels],
+                              dtype=torch.float32, device=accelerator.device)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    state = training.start_state(args, out, accelerator.unwrap_model(model), optimizer, scheduler)
+    data_files = ([training.data_file(s) for s in sources]
+                  + [training.data_file(s, unlabelled=True) for s in unlabelled_sources])
+
+    def micro_loss(idx: list[int]):
+        batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(accelerator.device)
+        y = torch.tensor([targets[i] for i in idx], device=accelerator.device)
+        with autocast():
+            logits = model(**batch).logits.float()
+        if soft is None:
+            return loss_fn(logits, y)
+        return combined_loss(logits, y, torch.from_numpy(soft[idx]).to(accelerator.device),
+                             alpha=args.distill_alpha, temperature=args.temperature, weight=weight)
+
+    def evaluate(*, fp32: bool = False) -> dict:
+        # fp32 for the saved report: the model is served in fp32
+        with autocast() if not fp32 else contextlib.nullcontext():
+            return classification_eval(accelerator.unwrap_model(model), tokenizer, eval_rows, labels, args)
+
+    def evaluation() -> Evaluation:
+        report = evaluate()
+        score = report[args.metric]
+        return Evaluation(score, {"eval_loss": report["eval_loss"], f"eval_{args.metric}": score},
+                          f"step {state['step']}: eval {args.metric} {score:.4f} accuracy {report['accuracy']:.4f} "
+                          f"loss {report['eval_loss']:.4f}", report)
+
+    with training.record_run(settings, args, task=args.task, kind="classifier", data=data_files, out=out) as recorder:
+        # ---- train -------------------------------------------------------------------
+        loop = training.Loop(accelerator, model, optimizer, scheduler, micro_loss, evaluation,
+                             higher_is_better=True, stale="no improvement", desc=f"finetune {args.task}")
+        training.train(loop, state, schedule, args, out, recorder)
+
+        # ---- evaluate (the best weights) -----------------------------------------------
+        unwrapped = accelerator.unwrap_model(model)
+        training.restore_best(unwrapped, out)
+        report = evaluate(fp32=True)
+        report.update(best_step=state["best_step"], steps=state["step"], train_rows=len(train_rows),
+                      eval_rows=len(eval_rows), train_seconds=round(state["elapsed_s"], 1))
+
+        # ---- save ----------------------------------------------------------------------
+        if accelerator.is_main_process:
+            save(args, out, unwrapped, tokenizer, lora, labels, data_files, report, state["history"], recorder)
+        return report
+
+
+def read_data(args: ClassifierArgs):
+    """(sources, unlabelled sources, train rows, eval rows, unlabelled texts, label order):
+    --train mixed by weight, without the texts of --eval (or with --eval-fraction held out)."""
     sources = [datalib.Source.parse(s) for s in args.train]
     train_rows = datalib.mix(sources, args.seed)
     if args.eval:
@@ -334,203 +309,65 @@ def run(args: ClassifierArgs) -> dict:
     unlabelled = [t for t in datalib.mix_texts(unlabelled_sources, args.seed) if t not in eval_texts_all]
     if args.max_eval_samples and len(eval_rows) > args.max_eval_samples:
         eval_rows = random.Random(args.seed).sample(eval_rows, args.max_eval_samples)
-    label_id = {label: i for i, label in enumerate(labels)}
-    counts = Counter(e.label for e in train_rows)
-    log.info("train %d rows %s, eval %d rows", len(train_rows), dict(counts), len(eval_rows))
+    return sources, unlabelled_sources, train_rows, eval_rows, unlabelled, labels
 
-    def autocast():
-        return torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=args.bf16 == "on")
 
-    soft = None
-    if args.teacher:  # labelled first, so the student's memory is not taken yet
-        if accelerator.is_main_process:
-            teacher_soft_labels(args, [e.text for e in train_rows] + unlabelled, labels, settings.model_cache_dir,
-                                out, autocast)
-        accelerator.wait_for_everyone()
-        soft = teacher_soft_labels(args, [e.text for e in train_rows] + unlabelled, labels,
-                                   settings.model_cache_dir, out, autocast)  # the cache, on every process
-        log.info("distilling from %s: %d labelled + %d unlabelled texts, alpha %.2f, T %.1f", args.teacher,
-                 len(train_rows), len(unlabelled), args.distill_alpha, args.temperature)
+def classification_eval(model, tokenizer, eval_rows, labels: list[str], args: ClassifierArgs) -> dict:
+    """Accuracy, macro-F1, per-class figures and the mean eval loss (cross-entropy) on the eval rows."""
+    import numpy as np
 
-    base = resolve(args.base, settings.model_cache_dir)
-    if base.adapter:
-        raise InputError(f"--base {args.base!r} is an adapter; give its base model (see its supportbot.json)")
-    tokenizer, model = load_base_classifier(base, labels, quantization_config=build_bnb_config(args))
-    if args.bits:  # LoRA on top (validate refuses --full-finetune with --bits)
-        from peft import prepare_model_for_kbit_training
+    from bot.classifier import predict_proba
+    from finetune.classification_metrics import classification_report
 
-        # The weights left in full precision still point into the mapped file, which keeps every
-        # page read while quantizing resident: copy them out so the file is let go.
-        log.info("copied %.0f MiB of unquantized weights off the mapped weights file", copy_mapped_weights(model) / 2**20)
-        # Checkpointing is enabled below, the same way for every base.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        keep_4bit_weights_trainable_on_cpu(model)
-    if args.gradient_checkpointing == "on":
-        enable_gradient_checkpointing(model)
-    lora_config = build_lora_config(args)
-    if lora_config is not None:
-        from peft import PeftModel, get_peft_model
+    proba = predict_proba(model, tokenizer, [e.text for e in eval_rows], batch_size=args.batch_size * 2,
+                          max_length=args.max_length)
+    y_true = [e.label for e in eval_rows]
+    report = classification_report(y_true, [labels[i] for i in proba.argmax(1)], labels)
+    idx = np.array([labels.index(y) for y in y_true])
+    report["eval_loss"] = float(-np.log(np.clip(proba[np.arange(len(idx)), idx], 1e-9, 1)).mean())
+    return report
 
-        if args.init_from:
-            model = PeftModel.from_pretrained(model, args.init_from, is_trainable=True)
-            lora_config = model.peft_config["default"]
-        else:
-            model = get_peft_model(model, lora_config)
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    n_trainable = sum(p.numel() for n, p in model.named_parameters() if n in trainable)
-    n_total = sum(p.numel() for p in model.parameters())
-    log.info("trainable parameters: %d of %d (%.2f%%)", n_trainable, n_total, 100 * n_trainable / n_total)
 
-    encoded = tokenizer([e.text for e in train_rows] + unlabelled, truncation=True, max_length=args.max_length)["input_ids"]
-    targets = [label_id[e.label] for e in train_rows] + [-1] * len(unlabelled)  # -1: the teacher's label only
-    steps_per_epoch = math.ceil(len(encoded) / (args.batch_size * args.grad_accum * accelerator.num_processes))
-    total_steps = args.max_steps or math.ceil(steps_per_epoch * args.epochs)
-    n_epochs = math.ceil(total_steps / steps_per_epoch)
+def distillation_targets(args: ClassifierArgs, accelerator, train_rows, unlabelled: list[str], labels: list[str],
+                         cache_dir: Path, out: Path, autocast):
+    """The teacher's soft labels for the labelled then the unlabelled texts, or None without
+    --teacher. Labelled first, so the student's memory is not taken yet; the first process
+    labels, every process then reads the cache."""
+    if not args.teacher:
+        return None
+    texts = [e.text for e in train_rows] + unlabelled
+    if accelerator.is_main_process:
+        teacher_soft_labels(args, texts, labels, cache_dir, out, autocast)
+    accelerator.wait_for_everyone()
+    soft = teacher_soft_labels(args, texts, labels, cache_dir, out, autocast)
+    log.info("distilling from %s: %d labelled + %d unlabelled texts, alpha %.2f, T %.1f", args.teacher,
+             len(train_rows), len(unlabelled), args.distill_alpha, args.temperature)
+    return soft
 
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=args.learning_rate, weight_decay=args.weight_decay)
-    warmup = int(total_steps * args.warmup_ratio)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / max(1, warmup), max(0.0, (total_steps - s) / max(1, total_steps - warmup))))
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    weight = None
-    if args.class_weights:
-        weight = torch.tensor([len(targets) / (len(labels) * max(1, counts[l])) for l in labels],
-                              dtype=torch.float32, device=accelerator.device)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
 
-    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": None, "best_step": None,
-             "bad_evals": 0, "history": [], "elapsed_s": 0.0}
-    if args.resume:
-        state = load_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler)
-        log.info("resuming at step %d (epoch %d, batch %d)", state["step"], state["epoch"], state["batch_in_epoch"])
+def save(args: ClassifierArgs, out: Path, model, tokenizer, lora, labels, data_files, report, history,
+         recorder) -> None:
+    """Adapter + head (or the whole model), supportbot.json with the label map, eval report,
+    train log, loss and confusion plots and model card; then the run is recorded as finished."""
+    from finetune import plots
+    from finetune.model_card import write_classifier_card
 
-    data_files = [{"path": str(s.path), "weight": s.weight, "sha256": datalib.sha256_file(s.path)}
-                  for s in sources]
-    data_files += [{"path": str(s.path), "weight": s.weight, "sha256": datalib.sha256_file(s.path), "unlabelled": True}
-                   for s in unlabelled_sources]
-    recorder = RunRecorder.start(settings if args.record else None, task=args.task, kind="classifier",
-                                 config=asdict(args), data=data_files, output_dir=str(out), resume=args.resume)
-    with recorder:  # a run that raises is recorded as failed
-
-        def evaluate(*, fp32: bool = False) -> dict:
-            # fp32 for the saved report: the model is served in fp32
-            with autocast() if not fp32 else contextlib.nullcontext():
-                proba = predict_proba(accelerator.unwrap_model(model), tokenizer, [e.text for e in eval_rows],
-                                      batch_size=args.batch_size * 2, max_length=args.max_length)
-            y_true = [e.label for e in eval_rows]
-            report = classification_report(y_true, [labels[i] for i in proba.argmax(1)], labels)
-            idx = np.array([label_id[y] for y in y_true])
-            report["eval_loss"] = float(-np.log(np.clip(proba[np.arange(len(idx)), idx], 1e-9, 1)).mean())
-            return report
-
-        # ---- train -------------------------------------------------------------------
-        model.train()
-        bar = tqdm(total=total_steps, initial=state["step"], desc=f"finetune {args.task}", unit="step",
-                   disable=not accelerator.is_local_main_process, dynamic_ncols=True, file=sys.stderr)
-        stop, seen, t0 = state["step"] >= total_steps, 0, time.monotonic()  # resumed with no steps left: train nothing
-        best_dir = out / "best"
-        for epoch in range(state["epoch"], n_epochs if not stop else 0):
-            batches = length_grouped_batches([len(x) for x in encoded], args.batch_size, args.seed + epoch)
-            # Under `accelerate launch`, each process takes its share of the batches (DDP).
-            batches = batches[accelerator.process_index :: accelerator.num_processes]
-            start_batch = state["batch_in_epoch"] if epoch == state["epoch"] else 0
-            for b, idx in enumerate(batches[start_batch:], start=start_batch):
-                batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(accelerator.device)
-                y = torch.tensor([targets[i] for i in idx], device=accelerator.device)
-                with accelerator.accumulate(model):
-                    with autocast():
-                        logits = model(**batch).logits.float()
-                    if soft is None:
-                        loss = loss_fn(logits, y)
-                    else:
-                        loss = combined_loss(logits, y, torch.from_numpy(soft[idx]).to(accelerator.device),
-                                             alpha=args.distill_alpha, temperature=args.temperature, weight=weight)
-                    accelerator.backward(loss)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                seen += len(idx)
-                if not accelerator.sync_gradients:
-                    continue
-                state["step"] += 1
-                state["epoch"], state["batch_in_epoch"] = epoch, b + 1
-                rate = seen / (time.monotonic() - t0)
-                state["history"].append({"step": state["step"], "loss": loss.item(), "lr": scheduler.get_last_lr()[0]})
-                bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{rate:.1f}", epoch=epoch + 1)
-                bar.update(1)
-                recorder.progress(state["step"] / total_steps)
-                end_of_epoch = b + 1 == len(batches)
-                if end_of_epoch or (args.eval_steps and state["step"] % args.eval_steps == 0) or state["step"] >= total_steps:
-                    report = evaluate()
-                    score = report[args.metric]
-                    state["history"][-1].update(eval_loss=report["eval_loss"], **{f"eval_{args.metric}": score})
-                    tqdm.write(f"step {state['step']}: eval {args.metric} {score:.4f} accuracy {report['accuracy']:.4f} "
-                               f"loss {report['eval_loss']:.4f}", file=sys.stderr)
-                    if state["best"] is None or score > state["best"]:
-                        state.update(best=score, best_step=state["step"], bad_evals=0)
-                        save_trainable(accelerator.unwrap_model(model), best_dir)
-                    else:
-                        state["bad_evals"] += 1
-                        if state["bad_evals"] >= args.patience:
-                            tqdm.write(f"early stopping: no improvement in {args.patience} evaluations", file=sys.stderr)
-                            stop = True
-                    model.train()
-                if state["step"] % args.save_steps == 0 or end_of_epoch or stop or state["step"] >= total_steps:
-                    if end_of_epoch:
-                        state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
-                    state["elapsed_s"] += time.monotonic() - t0
-                    t0, seen = time.monotonic(), 0
-                    save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state)
-                if stop or state["step"] >= total_steps:
-                    stop = True
-                    break
-            if stop:
-                break
-        bar.close()
-
-        # ---- evaluate (the best weights) -----------------------------------------------
-        unwrapped = accelerator.unwrap_model(model)
-        if best_dir.is_dir():
-            load_trainable(unwrapped, best_dir)
-        report = evaluate(fp32=True)
-        report.update(best_step=state["best_step"], steps=state["step"], train_rows=len(train_rows),
-                      eval_rows=len(eval_rows), train_seconds=round(state["elapsed_s"], 1))
-
-        # ---- save ----------------------------------------------------------------------
-        if not accelerator.is_main_process:
-            return report
-        version = args.version or f"{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
-        meta = {
-            "format": 1, "kind": "classifier", "task": args.task, "version": version, "base": args.base,
-            "labels": labels, "max_length": args.max_length, "lora": lora_config is not None,
-            "quantization": {4: "nf4", 8: "int8"}.get(args.bits), "data": data_files,
-            "eval_file": args.eval, "init_from": args.init_from, "teacher": args.teacher,
-            "hyperparameters": asdict(args),
-            "metrics": {k: report[k] for k in ("accuracy", "macro_f1", "macro_recall", "eval_loss", "n")},
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        if lora_config is not None:
-            unwrapped.save_pretrained(out)
-            rewrite_base_reference(out, args.base)
-        else:
-            unwrapped.save_pretrained(out)
-            tokenizer.save_pretrained(out)
-            meta["base"] = str(out.resolve())  # a full model is its own base
-        write_meta(out, meta)
-        (out / "eval_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-        (out / "train_log.jsonl").write_text("\n".join(json.dumps(h) for h in state["history"]) + "\n")
-        from finetune import plots
-        from finetune.model_card import write_model_card
-
-        plots.loss_curve(state["history"], out / "loss.png")
-        plots.confusion_matrix(report, out / "confusion.png", f"{version}: accuracy {report['accuracy']:.3f}")
-        write_model_card(out, meta, report)
-        shutil.rmtree(best_dir, ignore_errors=True)
-        (out / "teacher_probs.npz").unlink(missing_ok=True)  # a cache for --resume, not part of the adapter
-        recorder.finish(metrics=meta["metrics"], version=version, base=args.base, path=str(out.resolve()))
-        print(f"saved {out} | accuracy {report['accuracy']:.4f} | macro-F1 {report['macro_f1']:.4f}", file=sys.stderr)
-        return report
+    meta = training.adapter_meta(
+        args, kind="classifier", task=args.task, version=args.version or f"{args.task}-{time.strftime('%Y%m%d-%H%M%S')}",
+        data=data_files, metrics={k: report[k] for k in ("accuracy", "macro_f1", "macro_recall", "eval_loss", "n")},
+        labels=labels, lora=lora is not None, teacher=args.teacher)
+    model.save_pretrained(out)
+    if lora is not None:
+        rewrite_base_reference(out, args.base)
+    else:
+        tokenizer.save_pretrained(out)
+        meta["base"] = str(out.resolve())  # a full model is its own base
+    training.write_run_files(out, meta, report, history)
+    plots.confusion_matrix(report, out / "confusion.png", f"{meta['version']}: accuracy {report['accuracy']:.3f}")
+    write_classifier_card(out, meta, report)
+    (out / "teacher_probs.npz").unlink(missing_ok=True)  # a cache for --resume, not part of the adapter
+    training.finish_run(out, recorder, meta, args.base)
+    print(f"saved {out} | accuracy {report['accuracy']:.4f} | macro-F1 {report['macro_f1']:.4f}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core.adapter_artifact import META_FILE, is_adapter_dir, load_meta, read_meta
 from core.errors import InputError
-from finetune.args import parse_args
+from finetune.args import parse_and_validate
 
 log = logging.getLogger("supportbot.finetune")
 
@@ -53,9 +53,7 @@ def main(argv: list[str] | None = None) -> Path:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-"):  # the adapter directory, given positionally
         argv = ["--adapter", *argv]
-    args = parse_args(MergeArgs, argv)
-    args.validate()
-    return run(args)
+    return run(parse_and_validate(MergeArgs, argv))
 
 
 def run(args: MergeArgs) -> Path:

@@ -13,15 +13,6 @@ REPO = Path(__file__).resolve().parents[1]
 FOLDERS = ("core", "storage", "bot", "finetune", "ui", "app", "scripts")
 MAX_LINES = 100
 
-# TEMPORARY (issue 17): the two fine-tuning recipes' run() (224 and 244 lines) are being
-# split onto shared training steps (finetune/training.py) in another change; remove this
-# allow-list once that lands.
-ALLOWED = {
-    ("finetune/chat_recipe.py", "run"),
-    ("finetune/classifier_recipe.py", "run"),
-}
-
-
 def long_functions(root: Path, max_lines: int = MAX_LINES) -> list[tuple[str, str, int]]:
     """(path relative to root, function name, its length in lines) for every function in
     root's FOLDERS longer than max_lines, from `def` to its last line (decorators not
@@ -41,8 +32,7 @@ def long_functions(root: Path, max_lines: int = MAX_LINES) -> list[tuple[str, st
 
 
 def test_no_function_is_longer_than_100_lines():
-    too_long = [f"{path} {name}: {lines} lines" for path, name, lines in long_functions(REPO)
-                if (path, name) not in ALLOWED]
+    too_long = [f"{path} {name}: {lines} lines" for path, name, lines in long_functions(REPO)]
     assert too_long == []
 
 
@@ -77,10 +67,3 @@ def test_a_planted_long_function_fails(tmp_path):
         ("ui/tab.py", "outer", 123),
     ]
 
-
-def test_the_allow_list_exempts_only_what_it_names(tmp_path):
-    for folder in FOLDERS:
-        (tmp_path / folder).mkdir()
-    (tmp_path / "finetune" / "chat_recipe.py").write_text(function("run", 200) + "\n\n" + function("train", 200))
-    found = [(path, name) for path, name, _ in long_functions(tmp_path) if (path, name) not in ALLOWED]
-    assert found == [("finetune/chat_recipe.py", "train")]

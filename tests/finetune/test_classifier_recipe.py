@@ -24,10 +24,10 @@ from bot.classifier import TextClassifier, load_base_classifier, predict_proba
 from core.errors import InputError, ModelLoadError
 from core.model_refs import resolve
 from finetune.args import parse_args
-from finetune.classifier_recipe import (ClassifierArgs, build_bnb_config, build_lora_config, length_grouped_batches,
-                                 main)
+from finetune.classifier_recipe import ClassifierArgs, build_bnb_config, build_lora_config, main
 from finetune.data import read_examples
 from finetune.classification_metrics import classification_report
+from finetune.training import length_grouped_batches
 from fixtures.env import clean_supportbot_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,6 +209,18 @@ def test_length_grouped_batches():
 
 
 # ---- (2) QLoRA, (3) 8-bit ---------------------------------------------------------------------------
+
+
+def test_grad_accum_makes_exact_groups_within_each_epoch(tiny_base_dir, sentiment_files, tmp_path):
+    """8 micro-batches per epoch with --grad-accum 3 make steps of 3, 3 and 2 (the short last
+    group is averaged over its own size, finetune/training.py, as in the chat recipe): 3 steps
+    an epoch, each epoch evaluated at its end."""
+    out = tmp_path / "accum"
+    report = main(recipe_argv(tiny_base_dir, sentiment_files, out, "--epochs", 2, "--grad-accum", 3))
+    log = train_log(out)
+    assert [h["step"] for h in log] == list(range(1, 7)) and report["steps"] == 6
+    assert [h["step"] for h in log if "eval_loss" in h] == [3, 6]
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 2
 
 
 def test_qlora_trains_saves_and_reloads(tiny_base_dir, sentiment_files, tmp_path):
