@@ -255,32 +255,30 @@ def _original_mix(files: list[str], n_new: int, task: str) -> list[str]:
 
 
 def _train(settings: Settings, task: str, active_ref: str, train_files: list[str], out: Path, version: str) -> None:
+    """Fine-tune a candidate from the active version: the recipe called with its typed
+    arguments (the flags `supportbot finetune chat|classifier` would parse), validated first."""
     from core.adapter_artifact import read_meta
     from core.model_refs import resolve
 
     resolved = resolve(active_ref, settings.model_cache_dir)
-    flags = ["--output", str(out), "--version", version, "--database-url", settings.resolved_database_url,
-             "--epochs", str(settings.retrain_epochs), "--seed", str(SEED)]
-    for f in train_files:
-        flags += ["--train", f]
-    if settings.retrain_max_steps:
-        flags += ["--max-steps", str(settings.retrain_max_steps)]
+    flags = {"train": list(train_files), "output": str(out), "version": version, "seed": SEED,
+             "database_url": settings.resolved_database_url, "epochs": float(settings.retrain_epochs),
+             "max_steps": settings.retrain_max_steps or 0, "threads": settings.threads or 0,
+             # an adapter is continued on its own base; a plain model is the base itself
+             "base": read_meta(resolved.path)["base"] if resolved.adapter else active_ref,
+             "init_from": resolved.path if resolved.adapter else None}
     if settings.retrain_learning_rate:
-        flags += ["--learning-rate", str(settings.retrain_learning_rate)]
-    if settings.threads:
-        flags += ["--threads", str(settings.threads)]
-    if resolved.adapter:
-        flags += ["--base", read_meta(resolved.path)["base"], "--init-from", resolved.path]
-    else:
-        flags += ["--base", active_ref]
+        flags["learning_rate"] = float(settings.retrain_learning_rate)
     if task == "chat":
-        from finetune import chat_recipe
+        from finetune import chat_recipe as recipe
 
-        chat_recipe.main(flags)
+        args = recipe.ChatArgs(**flags)
     else:
-        from finetune import classifier_recipe
+        from finetune import classifier_recipe as recipe
 
-        classifier_recipe.main(["--task", task, *flags])
+        args = recipe.ClassifierArgs(task=task, **flags)
+    args.validate()
+    recipe.run(args)
 
 
 def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run: bool = False,

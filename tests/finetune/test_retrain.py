@@ -13,7 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.config import settings_with
+from core.errors import InputError
+from finetune import chat_recipe, classifier_recipe
 from finetune import retrain as rt
+from fixtures.adapters import write_adapter
 from storage.db import make_engine, make_session_factory, upgrade
 from storage.models import Export, RetrainRun
 
@@ -80,6 +83,40 @@ def two_hosts(tmp_path):
     yield engines
     for e in engines:
         e.dispose()
+
+
+def test_retrain_calls_the_recipes_with_typed_arguments(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(chat_recipe, "run", ran.append)
+    monkeypatch.setattr(classifier_recipe, "run", ran.append)
+    settings = settings_with(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", retrain_epochs=2,
+                             retrain_learning_rate=1e-3, threads=2)
+    new_rows, original = tmp_path / "new.jsonl", tmp_path / "original.jsonl"
+    new_rows.write_text("")
+    original.write_text("")
+    # the active chat version is an adapter (no labels: a chat adapter has none): continued on its base
+    active = write_adapter(tmp_path / "chat-v1", task="chat", base="smollm2-135m")
+    rt._train(settings, "chat", str(active), [f"{new_rows}@2", f"{original}@0.5"], tmp_path / "cand", "chat-r1")
+    (args,) = ran
+    assert type(args) is chat_recipe.ChatArgs
+    assert (args.train, args.base, args.init_from, args.output, args.version) == (
+        [f"{new_rows}@2", f"{original}@0.5"], "smollm2-135m", str(active.resolve()), str(tmp_path / "cand"), "chat-r1")
+    assert (args.epochs, args.learning_rate, args.threads, args.seed, args.max_steps) == (2.0, 1e-3, 2, rt.SEED, 0)
+    assert args.database_url == settings.resolved_database_url and args.record
+
+    # the active classifier is a plain model directory: it is the base, nothing to continue
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "config.json").write_text("{}")
+    (tmp_path / "new.csv").write_text("text,label\n")
+    rt._train(settings, "intent", str(plain), [str(tmp_path / "new.csv")], tmp_path / "cand2", "intent-r1")
+    args = ran[1]
+    assert type(args) is classifier_recipe.ClassifierArgs
+    assert (args.task, args.base, args.init_from, args.train) == ("intent", str(plain), None, [str(tmp_path / "new.csv")])
+
+    with pytest.raises(InputError, match="gone.csv: no such file"):  # validated before anything runs
+        rt._train(settings, "intent", str(plain), [str(tmp_path / "gone.csv")], tmp_path / "cand3", "intent-r2")
+    assert len(ran) == 2
 
 
 def test_only_one_run_holds_the_lock_across_hosts(two_hosts):
