@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import faithfulness, grounding, injection, policy, prompting
-from bot.api.schemas import ConversationPublic, MessagePublic
+from bot.api.schemas import ConversationPublic, MessagePublic, TurnPublic
 from core.errors import InputError, NotFoundError
 from bot.escalation import EscalationPolicy, TurnSignals
 from bot.generation import GenerationError, GenerationParams, Generator
@@ -53,9 +53,6 @@ class Reply:
     text: str
     sources: list[dict]
 
-    def public(self) -> dict:
-        return {"message_id": self.message_id, "text": self.text, "sources": self.sources}
-
 
 @dataclass
 class TurnResult:
@@ -71,11 +68,11 @@ class TurnResult:
     model_version: str | None = None
     latency_ms: float = 0.0
 
-    def public(self) -> dict:
-        return {"conversation_id": self.conversation_id, "message_id": self.message_id,
-                "sentiment": self.sentiment, "intent": self.intent,
-                "reply": self.reply.public() if self.reply else None, "escalate": self.escalate,
-                "escalation_reason": self.escalation_reason, "status": self.status}
+    def public(self) -> TurnPublic:
+        """The turn as the API returns it: TurnPublic (bot/api/schemas.py) is the one
+        definition of that shape; the internal fields (language, model_version,
+        latency_ms) stay out."""
+        return TurnPublic.model_validate(self, from_attributes=True)
 
 
 @dataclass

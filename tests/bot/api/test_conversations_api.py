@@ -28,7 +28,10 @@ def test_a_handoff_round_trip(client):
     cid = new(client, channel="web", customer_ref="cust-1", metadata={"page": "/checkout"})
     r = client.post(f"/v1/conversations/{cid}/messages", json={"text": "How long does shipping take?"}).json()
     assert r["reply"]["sources"][0]["id"] == "en-shipping" and r["status"] == "open"
-    assert set(r) >= {"message_id", "sentiment", "reply", "escalate", "escalation_reason", "status"}
+    # TurnPublic (bot/api/schemas.py) is the shape, nothing internal (language, latency) leaks
+    assert set(r) == {"conversation_id", "message_id", "sentiment", "intent", "reply", "escalate",
+                      "escalation_reason", "status"} and r["conversation_id"] == cid
+    assert set(r["reply"]) == {"message_id", "text", "sources"} and set(r["reply"]["sources"][0]) == {"id", "title", "score"}
     r = client.post(f"/v1/conversations/{cid}/messages", json={"text": "I want to talk to a human"}).json()
     assert r["escalate"] and r["escalation_reason"] == "customer_request" and r["status"] == "escalated"
     r = client.post(f"/v1/conversations/{cid}/messages", json={"text": "hello??"}).json()
