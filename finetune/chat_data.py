@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import InputError
+from finetune.sampling import hold_out, weighted_mix
 
 ROLES = ("system", "user", "assistant")
 IGNORE_INDEX = -100  # labels with this value are left out of the loss (torch cross_entropy's default)
@@ -104,15 +105,7 @@ def read_conversations(path: str | Path) -> list[Conversation]:
 
 def mix(sources: list[tuple[list[Conversation], float]], seed: int) -> list[Conversation]:
     """Weighted concatenation, as finetune.data.mix: 0.5 keeps a random half, 2 repeats twice."""
-    rng = random.Random(seed)
-    mixed: list[Conversation] = []
-    for rows, weight in sources:
-        whole, frac = int(weight), weight - int(weight)
-        mixed.extend(rows * whole)
-        if frac:
-            mixed.extend(rng.sample(rows, round(len(rows) * frac)))
-    rng.shuffle(mixed)
-    return mixed
+    return weighted_mix(sources, random.Random(seed))
 
 
 def split(conversations: list[Conversation], eval_fraction: float, seed: int) -> tuple[list, list]:
@@ -121,14 +114,7 @@ def split(conversations: list[Conversation], eval_fraction: float, seed: int) ->
     keys = sorted({c.key for c in conversations})
     rng.shuffle(keys)
     held = set(keys[: max(1, round(len(keys) * eval_fraction))])
-    train = [c for c in conversations if c.key not in held]
-    seen: set[str] = set()
-    evaluation = []
-    for c in conversations:
-        if c.key in held and c.key not in seen:
-            seen.add(c.key)
-            evaluation.append(c)
-    return train, evaluation
+    return hold_out(conversations, lambda c: c.key, held)
 
 
 # ---- tokenization -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import InputError
+from finetune.sampling import hold_out, weighted_mix
 
 TEXT_COLUMNS = ("text", "sentence", "text_a", "review")
 LABEL_COLUMNS = ("label", "category", "intent")
@@ -129,16 +130,7 @@ def mix(sources: list[Source], seed: int) -> list[Example]:
 
 def _mix(sources: list[Source], read, seed: int) -> list:
     """Each source's rows (`read(path)`) `weight` times over (a fraction: a sample), shuffled."""
-    rng = random.Random(seed)
-    mixed: list = []
-    for source in sources:
-        rows = read(source.path)
-        whole, frac = int(source.weight), source.weight - int(source.weight)
-        mixed.extend(rows * whole)
-        if frac:
-            mixed.extend(rng.sample(rows, round(len(rows) * frac)))
-    rng.shuffle(mixed)
-    return mixed
+    return weighted_mix([(read(source.path), source.weight) for source in sources], random.Random(seed))
 
 
 def split(examples: list[Example], eval_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -152,11 +144,4 @@ def split(examples: list[Example], eval_fraction: float, seed: int) -> tuple[lis
         unique = sorted({r.text for r in rows})
         rng.shuffle(unique)
         eval_texts.update(unique[: max(1, round(len(unique) * eval_fraction))])
-    train = [e for e in examples if e.text not in eval_texts]
-    seen: set[str] = set()
-    held = []
-    for e in examples:
-        if e.text in eval_texts and e.text not in seen:
-            seen.add(e.text)
-            held.append(e)
-    return train, held
+    return hold_out(examples, lambda e: e.text, eval_texts)
