@@ -1,6 +1,7 @@
 """The Gradio UI, served next to the API: a thin client over the bot's services.
 
-    /       the staff UI: Chat, Agent inbox, Sentiment, Dashboard, Models & training (admin)
+    /       the staff UI: Chat, Agent inbox (with the review queue), Sentiment, Dashboard,
+            Models & training (admin)
     /chat   the customer chat alone, open without a login (settings.ui_open_chat)
 
 Logins (ui/auth.py) are on once a user exists; then `/` asks for one, agents see every
@@ -32,6 +33,7 @@ from ui.customer_chat import build_chat_tab  # noqa: E402
 from ui.dashboard import build_dashboard_tab  # noqa: E402
 from ui.common import upload_path  # noqa: E402
 from ui.inbox import build_inbox_tab  # noqa: E402
+from ui.review_queue import build_review_queue_panel  # noqa: E402
 from ui.sentiment import build_sentiment_tab  # noqa: E402
 
 TITLE = "supportbot"
@@ -49,6 +51,7 @@ def build_ui(runtime: Runtime, access: Access | None = None) -> gr.Blocks:
             chat_load, chat_inputs, chat_outputs = build_chat_tab(runtime, access=access)
         with gr.Tab("Agent inbox", id="inbox", elem_id="tab-inbox"):
             inbox_load, inbox_inputs, inbox_outputs = build_inbox_tab(runtime, access)
+            build_review_queue_panel(runtime, access)
         with gr.Tab("Sentiment", id="sentiment", elem_id="tab-sentiment"):
             build_sentiment_tab(runtime, access)
         with gr.Tab("Dashboard", id="dashboard", elem_id="tab-dashboard") as dashboard_tab:

@@ -23,7 +23,7 @@ from starlette.routing import Match
 
 from bot.api.auth import AuthError
 from bot.api.schemas import ErrorPublic, HealthPublic, OpenAIErrorPublic
-from bot.api.routes import chat, conversations, feedback, health, model_versions, sentiment
+from bot.api.routes import chat, conversations, feedback, health, model_versions, review_queue, sentiment
 from core.errors import (ConflictError, DatabaseUnavailableError, InputError, ModelLoadError, ModelNotFoundError, NotFoundError,
                         PayloadTooLargeError)
 from bot.generation import GenerationError
@@ -203,7 +203,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)  # outermost: every log line of the request carries its id
 
     app.include_router(health.router, responses={503: {"model": HealthPublic, "description": "the database is down"}})
-    for router in (sentiment.router, conversations.router, feedback.router, model_versions.router):
+    for router in (sentiment.router, conversations.router, feedback.router, review_queue.router, model_versions.router):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(chat.router, responses=OPENAI_ERROR_RESPONSES)
 

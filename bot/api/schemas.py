@@ -268,3 +268,56 @@ class FeedbackReviewPublic(BaseModel):
 class FeedbackReviewsPublic(BaseModel):
     data: list[FeedbackReviewPublic]
     count: int
+
+
+# ---- the review queue (bot.review_queue) ----------------------------------------------
+
+ReviewTask = Literal["sentiment", "intent"]
+
+
+class ReviewReasonPublic(BaseModel):
+    code: Literal["low_confidence", "possible_new_intent", "outcome_disagrees", "classifiers_disagree",
+                  "customer_disagrees"]
+    weight: float
+    detail: str
+
+
+class ReviewItemPublic(BaseModel):
+    message_id: str  # the customer turn
+    conversation_id: str
+    task: ReviewTask
+    text: str  # as stored: PII-redacted
+    language: str | None
+    label: str | None  # the model's label
+    confidence: float | None  # the model's score for it
+    priority: float  # higher first: uncertainty (0..1) plus the reasons' weights
+    reasons: list[ReviewReasonPublic]
+    created_at: str
+
+
+class ReviewItemsPublic(BaseModel):
+    data: list[ReviewItemPublic]
+    count: int
+    next_cursor: str | None
+
+
+class ReviewConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task: ReviewTask
+
+
+class ReviewCorrect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task: ReviewTask
+    label: str = Field(..., min_length=1, max_length=64)
+
+
+class ReviewDecisionPublic(BaseModel):
+    feedback_id: str  # the feedback row it was stored as (GET /v1/feedback's rows, POST /v1/feedback's id)
+    message_id: str
+    task: ReviewTask
+    label: str  # the label that now teaches the model
+    predicted: str | None  # the model's label
+    rating: Literal["up", "down"]  # up: confirmed as predicted; down: corrected
+    review_status: Literal["confirmed"]
+    confirmed_by: str
