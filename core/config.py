@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     retrain_max_steps: int = Field(0, ge=0, description="cap on fine-tune steps per run; 0: one epoch")
     retrain_epochs: float = Field(1.0, gt=0)
     retrain_learning_rate: float | None = Field(None, gt=0, description="default: the recipe's")
+    # Every confirmed correction so far is trained on again (it keeps counting until the
+    # model gets it right); false: only the rows new since the last finished run.
+    retrain_accumulate: bool = True
+    # Candidates tried: alpha * retrained + (1 - alpha) * active weights (finetune/interpolation.py);
+    # the gate keeps the one best on the held-out feedback slice among those it passes.
+    retrain_interpolation: str = Field("1,0.5", pattern=r"^\s*(0(\.\d+)?|1(\.0+)?)(\s*,\s*(0(\.\d+)?|1(\.0+)?))*\s*$",
+                                       description="alphas in [0, 1], comma-separated")
     model_versions_poll_s: float = Field(2.0, gt=0, description="how often a server checks for a new active version")
 
     model_cache: Path | None = Field(None, description="converted packaged models; default: <home>/models")

@@ -22,6 +22,7 @@ consuming its data (the data watermark moves only when a run finishes).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -170,6 +171,20 @@ def split_rows(rows: list, fraction: float) -> tuple[list, list]:
     return rows[n_hold:], rows[:n_hold]
 
 
+def split_stable(rows: list, fraction: float) -> tuple[list, list]:
+    """(train, held-out), as many held out as split_rows holds, chosen by a hash of each
+    row's text or conversation rather than a shuffle: the same rows give the same split in
+    whatever order they come, and as accumulated rows grow the judge's slice keeps most of
+    its rows (those whose hash ranks lowest) instead of being drawn anew each run."""
+    def rank(row) -> bytes:
+        return hashlib.sha256(f"split:{row.key}".encode()).digest()
+
+    ordered = sorted(rows, key=rank)
+    n_hold = min(len(rows) - 1, max(1, round(len(rows) * fraction)))
+    held = {id(r) for r in ordered[:n_hold]}
+    return [r for r in rows if id(r) not in held], [r for r in rows if id(r) in held]
+
+
 # ---- measuring --------------------------------------------------------------------------
 
 def score_classifier(ref: str, task: str, data: str | Path, settings: Settings, *, restrict: bool = True) -> float:
@@ -180,7 +195,10 @@ def score_classifier(ref: str, task: str, data: str | Path, settings: Settings, 
     from finetune.data import read_examples
     from finetune.evaluate import evaluate
 
-    clf = TextClassifier.load(ref, settings.model_cache_dir, batch_size=settings.inference_batch_size)
+    from core.hardware import resolve_inference_dtype
+
+    clf = TextClassifier.load(ref, settings.model_cache_dir, batch_size=settings.inference_batch_size,
+                              dtype=resolve_inference_dtype(settings.inference_dtype))
     report = evaluate(clf.predict_proba, clf.labels, read_examples(data), restrict=restrict and task == "sentiment",
                       progress=False)
     return round(100 * report["accuracy"], 2)
@@ -212,13 +230,18 @@ def decide(task: str, active: dict, candidate: dict, tolerance: float) -> tuple[
 
 # ---- one task ---------------------------------------------------------------------------
 
-def _new_rows(session, settings: Settings, task: str, route: str):
+def _rows(session, settings: Settings, task: str, route: str):
+    """(watermark, rows new since the last finished run, rows to train and judge on).
+    With retrain_accumulate (the default) the latter is every confirmed row so far, so a
+    correction keeps counting in later runs; else the new rows only."""
     since = watermark(session, task, route)
-    rows = exports.collect_rows(session, what=task, since=since, route=route, route_languages=ROUTE_LANGUAGES,
+    rows = exports.collect_rows(session, what=task, since=None if settings.retrain_accumulate else since,
+                                route=route, route_languages=ROUTE_LANGUAGES,
                                 confirmed_min_score=settings.retrain_confirmed_min_score)
     if task == "chat":
         rows = [r for r in rows if passes_output_guard(r.data)]
-    return since, rows
+    new = [r for r in rows if since is None or r.at > since]
+    return since, new, rows
 
 
 def passes_output_guard(row: dict) -> bool:
@@ -281,14 +304,77 @@ def _train(settings: Settings, task: str, active_ref: str, train_files: list[str
     recipe.run(args)
 
 
+def _alphas(settings: Settings) -> list[float]:
+    """The interpolation alphas to try, 1 (the candidate as trained) always among them."""
+    alphas = {float(a) for a in settings.retrain_interpolation.split(",") if a.strip()} | {1.0}
+    return sorted(alphas, reverse=True)
+
+
+def _candidates(settings: Settings, active_ref: str, candidate_dir: Path) -> list[tuple[float, Path]]:
+    """(alpha, adapter directory) for each alpha: the trained candidate, and its averages
+    with the active adapter where both have the same tensors (else the candidate alone)."""
+    from core.model_refs import resolve
+    from finetune.interpolation import can_interpolate, interpolate
+
+    found = [(1.0, candidate_dir)]
+    alphas = [a for a in _alphas(settings) if a < 1.0]
+    if not alphas:
+        return found
+    try:
+        active_dir = resolve(active_ref, settings.model_cache_dir).path
+        usable = can_interpolate(active_dir, candidate_dir)
+    except Exception as exc:  # a candidate that cannot be read is judged (and refused) as it is
+        log.warning("retrain: no interpolation (%s)", exc)
+        usable = False
+    if usable:
+        found += [(a, interpolate(active_dir, candidate_dir, a, candidate_dir.parent / f"candidate-alpha{a:g}"))
+                  for a in alphas]
+    return found
+
+
+def _judge(settings: Settings, task: str, active_ref: str, candidate_dir: Path, benchmarks: list[str],
+           held_path: str) -> tuple[bool, str, Path, dict]:
+    """Score the active version and each candidate (alpha) on the benchmarks and the held-out
+    feedback slice; the chosen candidate is the best on the slice among those the gate
+    passes (else the plain candidate, rejected). Returns (promote, reason, chosen dir,
+    measurements)."""
+    def score(ref, data, restrict=True):
+        if task == "chat":
+            return score_chat(ref, data, settings)
+        return score_classifier(ref, task, data, settings, restrict=restrict)
+
+    def measure(ref):
+        return {"benchmarks": {Path(b).name: score(ref, b) for b in benchmarks},
+                "feedback": score(ref, held_path, restrict=False)}
+
+    measured = {"active": measure(active_ref)}
+    verdicts = []
+    for alpha, directory in _candidates(settings, active_ref, candidate_dir):
+        scores = measure(str(directory))
+        measured[f"alpha={alpha:g}"] = scores
+        promote, reason = decide(task, measured["active"], scores, settings.retrain_tolerance)
+        verdicts.append((promote, alpha, directory, reason, scores))
+    passing = [v for v in verdicts if v[0]]
+    lower_better = task == "chat"
+    if passing:
+        promote, alpha, directory, reason, scores = min(
+            passing, key=lambda v: (v[4]["feedback"] if lower_better else -v[4]["feedback"], -v[1]))
+    else:
+        promote, alpha, directory, reason, scores = verdicts[0]
+    measured["candidate"] = scores
+    measured["alpha"] = alpha
+    if len(verdicts) > 1:
+        reason += f" (alpha {alpha:g} of {', '.join(f'{v[1]:g}' for v in verdicts)})"
+    return promote, reason, directory, measured
+
+
 def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run: bool = False,
                  served_ref: Callable[[str, str], str]) -> Outcome:
-    from bot import versions
     from storage.repositories import model_versions as mv
 
     with sessions.begin() as session:
-        since, rows = _new_rows(session, settings, task, route)
-    n_new = len(rows)
+        since, new, rows = _rows(session, settings, task, route)
+    n_new = len(new)
     if n_new < settings.retrain_min_new:
         reason = f"{n_new} new rows since the last run; {settings.retrain_min_new} needed"
         if not dry_run:
@@ -301,7 +387,7 @@ def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run
         return Outcome(task, route, "skipped", reason, None if dry_run else run_id, {"new_rows": n_new})
     if dry_run:
         return Outcome(task, route, "would train", f"{n_new} new rows since {since or 'the start'}",
-                       details={"new_rows": n_new})
+                       details={"new_rows": n_new, "rows": len(rows)})
 
     started = time.monotonic()
     active_ref = served_ref(task, route)
@@ -313,16 +399,15 @@ def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run
         session.flush()
         run_id = run.id
     work = settings.retrain_path / run_id
-    details: dict = {"new_rows": n_new, "active": active_ref}
+    details: dict = {"new_rows": n_new, "rows": len(rows), "active": active_ref}
     try:
-        train_rows, held_rows = split_rows(rows, settings.retrain_holdout_fraction)
+        train_rows, held_rows = split_stable(rows, settings.retrain_holdout_fraction)
         suffix = "jsonl" if task == "chat" else "csv"
         with sessions.begin() as session:
-            train_export = exports.write_export(session, what=task, rows=train_rows, route=route, since=since,
-                                                path=work / f"new_train.{suffix}", retrain_run_id=run_id)
-            held_export = exports.write_export(session, what=task, rows=held_rows, route=route, since=since,
-                                               path=work / f"new_heldout.{suffix}", retrain_run_id=run_id)
-            train_path, held_path = train_export.path, held_export.path
+            train_path, held_path = (
+                exports.write_export(session, what=task, rows=part, route=route, since=since, retrain_run_id=run_id,
+                                     path=work / f"{name}.{suffix}").path
+                for name, part in (("new_train", train_rows), ("new_heldout", held_rows)))
         original = _original_mix(_task_files(settings, task, route, "data"), len(train_rows), task)
         benchmarks = _task_files(settings, task, route, "benchmark")
         details.update(train_rows=len(train_rows), heldout_rows=len(held_rows), original_data=original,
@@ -330,43 +415,16 @@ def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run
         version = f"{task}{'' if route == DEFAULT_ROUTE else '-' + route}-retrain-{utcnow():%Y%m%d-%H%M%S}"
         candidate_dir = work / "candidate"
         t0 = time.monotonic()
-        # New rows twice: they are few next to the original data.
+        # Feedback rows twice: they are few next to the original data.
         _train(settings, task, active_ref, [f"{train_path}@2", *original], candidate_dir, version)
         details["train_s"] = round(time.monotonic() - t0, 1)
-
         t0 = time.monotonic()
-        def score(ref, data, restrict=True):
-            if task == "chat":
-                return score_chat(ref, data, settings)
-            return score_classifier(ref, task, data, settings, restrict=restrict)
-
-        measured = {}
-        for who, ref in (("active", active_ref), ("candidate", str(candidate_dir))):
-            measured[who] = {"benchmarks": {Path(b).name: score(ref, b) for b in benchmarks},
-                             "feedback": score(ref, held_path, restrict=False)}
+        promote, reason, chosen, details["metrics"] = _judge(settings, task, active_ref, candidate_dir, benchmarks,
+                                                              held_path)
         details["eval_s"] = round(time.monotonic() - t0, 1)
-        details["metrics"] = measured
-        promote, reason = decide(task, measured["active"], measured["candidate"], settings.retrain_tolerance)
-
         with sessions.begin() as session:
-            candidate = mv.get_model_version_by_name(session, task=task, name=version)
-            if candidate is None:  # the recipe could not record it (e.g. database briefly down)
-                candidate = mv.create_model_version(session, task=task, name=version,
-                                                    path=versions.path_to_store(settings, str(candidate_dir.resolve())))
-            candidate.route = route
-            candidate.metrics = {**(candidate.metrics or {}), "retrain": measured["candidate"]}
-            run = session.get(RetrainRun, run_id)
-            run.candidate_version_id = candidate.id
-            if promote:  # the same path as `supportbot models activate` and the API: refused if not servable
-                try:
-                    versions.activate(session, settings, candidate.id, task)
-                except InputError as exc:  # check_loadable refused it before anything was written
-                    promote, reason = False, f"the candidate cannot be served: {exc}"
-            if not promote:
-                candidate.status = "rejected"
-            details["total_s"] = round(time.monotonic() - started, 1)
-            run.status, run.reason, run.details, run.finished_at = (
-                "promoted" if promote else "rejected", reason, details, utcnow())
+            promote, reason = _record_decision(session, settings, task, route, run_id, version, chosen, promote,
+                                               reason, details, started)
         if not promote:
             shutil.rmtree(candidate_dir / "checkpoint", ignore_errors=True)
         return Outcome(task, route, "promoted" if promote else "rejected", reason, run_id, details)
@@ -378,6 +436,36 @@ def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run
             run.status, run.reason, run.details, run.finished_at = (
                 "failed", f"{type(exc).__name__}: {exc}", details, utcnow())
         return Outcome(task, route, "failed", f"{type(exc).__name__}: {exc}", run_id, details)
+
+
+def _record_decision(session, settings: Settings, task: str, route: str, run_id: str, version: str, chosen: Path,
+                     promote: bool, reason: str, details: dict, started: float) -> tuple[bool, str]:
+    """The candidate's version row (pointing at the chosen adapter), activated when promoted
+    (the same path as `supportbot models activate` and the API: refused if not servable),
+    and the run's decision."""
+    from bot import versions
+    from storage.repositories import model_versions as mv
+
+    candidate = mv.get_model_version_by_name(session, task=task, name=version)
+    stored = versions.path_to_store(settings, str(chosen.resolve()))
+    if candidate is None:  # the recipe could not record it (e.g. database briefly down)
+        candidate = mv.create_model_version(session, task=task, name=version, path=stored)
+    candidate.path = stored
+    candidate.route = route
+    candidate.metrics = {**(candidate.metrics or {}), "retrain": details["metrics"]["candidate"]}
+    run = session.get(RetrainRun, run_id)
+    run.candidate_version_id = candidate.id
+    if promote:
+        try:
+            versions.activate(session, settings, candidate.id, task)
+        except InputError as exc:  # check_loadable refused it before anything was written
+            promote, reason = False, f"the candidate cannot be served: {exc}"
+    if not promote:
+        candidate.status = "rejected"
+    details["total_s"] = round(time.monotonic() - started, 1)
+    run.status, run.reason, run.details, run.finished_at = (
+        "promoted" if promote else "rejected", reason, details, utcnow())
+    return promote, reason
 
 
 def _where(task: str, route: str) -> str:

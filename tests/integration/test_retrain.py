@@ -40,7 +40,9 @@ RETRAIN_ENV = {
     "SUPPORTBOT_RETRAIN_MIN_NEW": "12",
     "SUPPORTBOT_RETRAIN_EPOCHS": "12",
     "SUPPORTBOT_RETRAIN_LEARNING_RATE": "5e-3",
-    "SUPPORTBOT_RETRAIN_TOLERANCE": "10",  # points: tiny models are noisy
+    # points: tiny models are noisy. 45 benchmark rows (2.2 points each): the good round
+    # costs 2 rows, the poisoned one 4 even averaged with the active weights (alpha 0.5)
+    "SUPPORTBOT_RETRAIN_TOLERANCE": "6",
     "SUPPORTBOT_SENTIMENT_MODEL_ZH": "none",
     "SUPPORTBOT_INTENT_MODEL": "none",
     "SUPPORTBOT_THREADS": "1",
@@ -167,6 +169,8 @@ def test_a_worse_candidate_is_rejected_and_the_active_version_stays(world, capsy
     outcome = next(o for o in json.loads(capsys.readouterr().out) if o["task"] == "sentiment")
     assert outcome["status"] == "rejected", outcome
     assert "benchmark" in outcome["reason"]
+    # the first round's corrections still count (accumulated), next to the 60 new rows
+    assert outcome["details"]["new_rows"] == 60 and outcome["details"]["rows"] == 60 + len(CORRECTED)
     with runtime.sessions() as session:
         after = model_versions.get_active_model_version(session, task="sentiment")
         assert (after.id if after else None) == before_id
