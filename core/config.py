@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # (bot.continuous_batching); each one reserves a context window of KV cache
     # (~46 KB per token for SmolLM2-135M: 8 x 2048 tokens = 0.75 GB).
     chat_batch_requests: int = Field(8, ge=1, le=64, description="replies decoded together; 1: one at a time")
+    # The engine of the local chat model: llama.cpp (bot.llama_cpp_engine) for GGUF models,
+    # a chat adapter on one merged into a GGUF copy once; PyTorch (transformers) for the rest.
+    chat_engine: Literal["auto", "llama_cpp", "torch"] = Field(
+        "auto", description="auto: llama_cpp when llama-cpp-python is installed and the chat model is GGUF-backed "
+        "(the default is), else torch")
     chat_generate_languages: str = Field(
         "none", description="languages the chat model writes (comma list, e.g. en); 'none' (default): every reply "
         "is the selected sentences of the knowledge base's articles (README 'The dialogue: measured')")

@@ -58,7 +58,7 @@ def third_party_imports(folder: str) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("folder, extras", [("core", ()), ("app", ()), ("bot", ()), ("storage", ()), ("ui", ()), ("finetune", ("finetune",)),
+@pytest.mark.parametrize("folder, extras", [("core", ()), ("app", ()), ("bot", ("llama-cpp",)), ("storage", ()), ("ui", ()), ("finetune", ("finetune",)),
                                             ("tests", ("finetune", "test"))])
 def test_every_import_is_declared(folder, extras):
     p = project()
