@@ -1,8 +1,11 @@
 """The Dashboard tab: activity, sentiment, escalations, feedback, intents and unanswered
-questions over a chosen period, and the model versions with their metrics."""
+questions over a chosen period, the model versions with their metrics, and the learning
+loop: corrections per day, retrain runs with their decision and metric deltas, and which
+version served each route when."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import gradio as gr
@@ -11,12 +14,20 @@ import pandas as pd
 from bot import prompting
 from bot.runtime import Runtime
 from bot.versions import key_metric, versions_public
+from storage.models import DEFAULT_ROUTE
 from storage.repositories import stats
 from ui.auth import Access
 from ui.common import SENTIMENT_COLOURS, require, when
 
 PERIODS = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "All time": None}
 VERSION_COLUMNS = ["task", "route", "name", "status", "key metric", "metrics", "activated", "path"]
+RUN_COLUMNS = ["started", "task/route", "status", "reason", "rows new / all (train + held out)", "alpha",
+               "held-out feedback: active → candidate", "benchmarks: active → candidate"]
+SERVED_COLUMNS = ["task/route", "version", "status", "activated", "served until"]
+CORRECTION_COLOURS = {"sentiment": "#2980b9", "intent": "#8e44ad", "reply": "#16a085", "pending": "#bdc3c7"}
+SERVED_CAPTION = ("Each version's latest activation only (a rollback moves it to the rollback's time): a version "
+                  "that served twice shows once, at its last start. *served until* is the next activation on "
+                  "the route.")
 
 
 def _texts(key: str) -> list[str]:
@@ -61,6 +72,59 @@ def versions_table(runtime: Runtime) -> list[list]:
     return rows
 
 
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def delta(before, after) -> str:
+    """"a → b (+d)" for two scores; "" when either is missing."""
+    if not (_number(before) and _number(after)):
+        return ""
+    return f"{before:.2f} → {after:.2f} ({after - before:+.2f})"
+
+
+def task_route(task: str, route: str) -> str:
+    return task if route == DEFAULT_ROUTE else f"{task}/{route}"
+
+
+def run_row(run: dict) -> list:
+    """One retrain run as a table row (details and metrics as finetune/retrain.py writes them)."""
+    d = run["details"]
+    metrics = d.get("metrics") or {}
+    active, candidate = metrics.get("active") or {}, metrics.get("candidate") or {}
+    rows = f"{d.get('new_rows', '')} / {d.get('rows', '–')}"
+    if "train_rows" in d:
+        rows += f" ({d['train_rows']} + {d.get('heldout_rows', 0)})"
+    tried = [key.split("=", 1)[1] for key in metrics if key.startswith("alpha=")]
+    alpha = metrics.get("alpha")
+    alpha = (f"{alpha:g}" + (f" of {', '.join(tried)}" if len(tried) > 1 else "")) if _number(alpha) else ""
+    after = candidate.get("benchmarks") or {}
+    benchmarks = "; ".join(f"{name} {delta(score, after.get(name))}"
+                           for name, score in (active.get("benchmarks") or {}).items())
+    return [when(run["started_at"]), task_route(run["task"], run["route"]), run["status"], run["reason"] or "",
+            rows, alpha, delta(active.get("feedback"), candidate.get("feedback")), benchmarks]
+
+
+def learning_loop(runtime: Runtime, since: datetime | None) -> tuple:
+    """(summary, corrections per day, retrain runs rows, served versions rows)."""
+    with runtime.sessions() as session:
+        corrections = stats.corrections_per_day(session, since=since)
+        runs = stats.retrain_runs(session, since=since)
+        served = stats.activations(session, since=since)
+    per_series = {series: sum(c["count"] for c in corrections if c["series"] == series)
+                  for series in CORRECTION_COLOURS}
+    decided = Counter(r["status"] for r in runs)
+    summary = (f"**{sum(n for k, n in per_series.items() if k != 'pending')}** confirmed corrections ("
+               + " · ".join(f"{k} {n}" for k, n in per_series.items() if k != "pending")
+               + f") · **{per_series['pending']}** customers' corrections pending · **{len(runs)}** retrain runs"
+               + (" (" + ", ".join(f"{k} {n}" for k, n in decided.most_common()) + ")" if runs else ""))
+    frame = pd.DataFrame(corrections, columns=["day", "series", "count"])
+    served_rows = [[task_route(v["task"], v["route"]), v["name"], v["status"], when(v["activated_at"]),
+                    when(v["until"]) if v["until"] is not None else ("now" if v["status"] == "active" else "")]
+                   for v in served]
+    return summary, frame, [run_row(r) for r in runs], served_rows
+
+
 def dashboard(runtime: Runtime, period: str) -> tuple:
     since = since_for(period)
     with runtime.sessions() as session:
@@ -85,7 +149,8 @@ def dashboard(runtime: Runtime, period: str) -> tuple:
                f"escalation rate **{escalation['rate']:.0%}** ({escalation['escalated']}) · "
                f"👍 **{up}** / 👎 **{down}**" + (f" ({up / (up + down):.0%} helpful)" if up + down else ""))
     questions = [[q["question"], q["count"], when(q["last_asked"])] for q in unanswered]
-    return summary, activity, mix, reasons, ratings, top, questions, versions_table(runtime)
+    return (summary, activity, mix, reasons, ratings, top, questions, versions_table(runtime),
+            *learning_loop(runtime, since))
 
 
 def build_dashboard_tab(runtime: Runtime, access: Access) -> None:
@@ -116,7 +181,18 @@ def build_dashboard_tab(runtime: Runtime, access: Access) -> None:
                                   elem_id="dashboard-unanswered")
     versions = gr.Dataframe(headers=VERSION_COLUMNS, datatype=["str"] * len(VERSION_COLUMNS), interactive=False,
                             wrap=True, label="Model versions", elem_id="dashboard-versions")
-    outputs = [summary, activity, mix, reasons, ratings, intents, unanswered, versions]
+    gr.Markdown("### Learning loop")
+    loop_summary = gr.Markdown(elem_id="dashboard-loop-summary")
+    corrections = gr.BarPlot(x="day", y="count", color="series", color_map=CORRECTION_COLOURS, height=260,
+                             title="Corrections per day (confirmed, by kind; customers' pending)",
+                             elem_id="plot-corrections", y_lim=[0, None], x_label_angle=-30)
+    runs = gr.Dataframe(headers=RUN_COLUMNS, datatype=["str"] * len(RUN_COLUMNS), interactive=False, wrap=True,
+                        label="Retrain runs (newest first, at most 50)", elem_id="dashboard-retrain-runs")
+    served = gr.Dataframe(headers=SERVED_COLUMNS, datatype=["str"] * len(SERVED_COLUMNS), interactive=False,
+                          wrap=True, label="Active version per route over time", elem_id="dashboard-served")
+    gr.Markdown(SERVED_CAPTION, elem_id="dashboard-served-caption")
+    outputs = [summary, activity, mix, reasons, ratings, intents, unanswered, versions,
+               loop_summary, corrections, runs, served]
     refresh.click(show, inputs=period, outputs=outputs, api_name="dashboard")
     period.change(show, inputs=period, outputs=outputs, api_visibility="private")
     return show, period, outputs  # ui/app.py draws it when the tab is selected

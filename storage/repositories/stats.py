@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from storage.models import Conversation, Feedback, Message
+from storage.models import Conversation, Feedback, Message, ModelVersion, RetrainRun
 
 # The bot's fixed replies (bot/prompting.py, stored with model_version "supportbot-rules").
 RULES_MODEL = "supportbot-rules"
@@ -137,3 +137,65 @@ def feedback_totals(session: Session, *, since: datetime | None) -> dict[str, in
     if since is not None:
         q = q.where(Feedback.created_at >= since)
     return {rating: n for rating, n in session.execute(q)}
+
+
+# ---- the learning loop -------------------------------------------------------------------
+# A correction's kind and the column that holds it.
+CORRECTION_KINDS = {"sentiment": Feedback.corrected_sentiment, "intent": Feedback.corrected_intent,
+                    "reply": Feedback.corrected_reply}
+
+
+def corrections_per_day(session: Session, *, since: datetime | None) -> list[dict]:
+    """[{day, series, count}]: confirmed corrections per kind ("sentiment", "intent",
+    "reply"; a row correcting two things counts for both), on the day they were confirmed
+    (an agent's own: the day written), and customers' corrections still waiting for an
+    agent as one "pending" series (rows, on the day written). Rejected ones are left out."""
+    when_ = sa.func.coalesce(Feedback.reviewed_at, Feedback.created_at)
+    q = (sa.select(_day(when_), Feedback.review_status, sa.func.count(),
+                   *(sa.func.count(column) for column in CORRECTION_KINDS.values()))
+         .where(Feedback.review_status.in_(("confirmed", "pending")),
+                sa.or_(*(column.is_not(None) for column in CORRECTION_KINDS.values())))
+         .group_by(_day(when_), Feedback.review_status))
+    if since is not None:
+        q = q.where(when_ >= since)
+    out: Counter = Counter()
+    for day, status, rows, *per_kind in session.execute(q):
+        if status == "pending":
+            out[(_str_day(day), "pending")] += rows
+            continue
+        for kind, n in zip(CORRECTION_KINDS, per_kind):
+            out[(_str_day(day), kind)] += n
+    return [{"day": day, "series": series, "count": n} for (day, series), n in sorted(out.items()) if n]
+
+
+def retrain_runs(session: Session, *, since: datetime | None, limit: int = 50) -> list[dict]:
+    """The newest `limit` retrain runs started since, newest first: [{id, task, route,
+    status, reason, details, started_at, finished_at}] (details as finetune/retrain.py
+    writes them)."""
+    q = sa.select(RetrainRun).order_by(RetrainRun.started_at.desc(), RetrainRun.id.desc()).limit(limit)
+    if since is not None:
+        q = q.where(RetrainRun.started_at >= since)
+    return [{"id": r.id, "task": r.task, "route": r.route, "status": r.status, "reason": r.reason,
+             "details": dict(r.details or {}), "started_at": r.started_at, "finished_at": r.finished_at}
+            for r in session.scalars(q)]
+
+
+def activations(session: Session, *, since: datetime | None) -> list[dict]:
+    """Which version served each task/route when: [{task, route, name, status,
+    activated_at, until}], per task/route newest first. `until` is the next activation on
+    the route (None: still active, or retired with nothing activated after it). Only each
+    version's latest activation is stored (a rollback moves it), so a version served twice
+    shows once. Kept: the versions that served some time after `since`."""
+    q = (sa.select(ModelVersion).where(ModelVersion.activated_at.is_not(None))
+         .order_by(ModelVersion.task, ModelVersion.route, ModelVersion.activated_at.desc(), ModelVersion.id.desc()))
+    out: list[dict] = []
+    later: dict[tuple[str, str], datetime] = {}
+    for v in session.scalars(q):
+        until = later.get((v.task, v.route))
+        later[(v.task, v.route)] = v.activated_at
+        if since is not None and until is not None and until < since:
+            continue
+        out.append({"task": v.task, "route": v.route, "name": v.name, "status": v.status,
+                    "activated_at": v.activated_at, "until": until})
+    return out
+

@@ -70,8 +70,9 @@ def test_label_file_endpoint(client, tmp_path):
 
 
 def test_dashboard_endpoint(client):
-    summary, activity, mix, reasons, ratings, intents, unanswered, versions = client.predict(
+    summary, activity, mix, reasons, ratings, intents, unanswered, versions, *loop = client.predict(
         "All time", api_name="/dashboard")
+    assert len(loop) == 4 and "confirmed corrections" in loop[0]  # the learning loop, after the rest
     assert "conversations" in summary and "escalation rate" in summary
     assert activity["value"]["data"] if isinstance(activity, dict) and "value" in activity else activity
     assert [row[0] for row in versions["data"]]
