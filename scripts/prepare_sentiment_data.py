@@ -10,6 +10,7 @@ Writes `text,label` CSVs (labels negative/neutral/positive):
   sst2_dev.csv, tweeteval_val.csv, chnsenticorp_test.csv, chnsenticorp_test_unseen.csv,
   chnsenticorp_dev.csv   the benchmarks (never trained on)
   waimai_heldout.csv     1,000 waimai_10k reviews (food delivery; noisy labels), a benchmark
+  waimai_stream.csv      the other waimai reviews, labelled: the feedback simulation's Chinese stream
   zh_unlabelled.csv      texts for a teacher to label (finetune classifier --teacher ...
                          --unlabelled): the other waimai reviews, STC-3 customer turns (Weibo
                          helpdesk) and AFQMC questions not in zh_train.csv, without labels
@@ -161,6 +162,14 @@ def main() -> None:
     heldout = waimai[:1000]
     write(a.out / "waimai_heldout.csv", heldout)
     heldout_texts = {t for t, _ in heldout} | {t for t, _ in test}
+    # The other waimai reviews with their labels: the shifted stream of the feedback
+    # simulation (scripts/simulate_feedback.py --route zh); no shipped model trained on them.
+    stream, seen = [], set()
+    for t, label in waimai[1000:]:
+        if t not in heldout_texts and t not in seen:
+            seen.add(t)
+            stream.append((t, label))
+    write(a.out / "waimai_stream.csv", stream)
     stc3 = []
     for dialogue in json.load(open(d / "stc3_helpdesk/train_data_cn.json", encoding="utf-8")):
         for turn in dialogue["turns"]:
