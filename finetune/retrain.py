@@ -211,15 +211,25 @@ def score_chat(ref: str, data: str | Path, settings: Settings) -> float:
     return round(evaluate_chat(ref, data, settings.model_cache_dir, max_samples=200)["perplexity"], 4)
 
 
-def decide(task: str, active: dict, candidate: dict, tolerance: float) -> tuple[bool, str]:
+def decide(task: str, active: dict, candidate: dict, tolerance: float,
+           baseline: dict | None = None) -> tuple[bool, str]:
     """Promote iff not worse on any benchmark (within `tolerance`: accuracy points, or
-    percent of perplexity for chat) and better on the held-out feedback slice."""
+    percent of perplexity for chat) than the active version nor than the route's original
+    model (`baseline`, when it is not the active one: small losses cannot add up over
+    rounds), and better on the held-out feedback slice."""
     lower_better = task == "chat"
+
+    def worse(before, after):
+        return (after > before * (1 + tolerance / 100)) if lower_better else (after < before - tolerance)
+
     for name, before in active["benchmarks"].items():
         after = candidate["benchmarks"][name]
-        worse = (after > before * (1 + tolerance / 100)) if lower_better else (after < before - tolerance)
-        if worse:
+        if worse(before, after):
             return False, f"worse on benchmark {name}: {before} → {after} (tolerance {tolerance})"
+        original = (baseline or {}).get("benchmarks", {}).get(name)
+        if original is not None and worse(original, after):
+            return False, (f"worse on benchmark {name} than the original model: {original} → {after} "
+                           f"(tolerance {tolerance})")
     before, after = active["feedback"], candidate["feedback"]
     better = after < before if lower_better else after > before
     if not better:
@@ -304,6 +314,13 @@ def _train(settings: Settings, task: str, active_ref: str, train_files: list[str
     recipe.run(args)
 
 
+def _baseline_ref(settings: Settings, task: str, route: str) -> str | None:
+    """The route's original model (what it serves when no version is active)."""
+    from bot.versions import configured_ref
+
+    return configured_ref(settings, task, route)
+
+
 def _alphas(settings: Settings) -> list[float]:
     """The interpolation alphas to try, 1 (the candidate as trained) always among them."""
     alphas = {float(a) for a in settings.retrain_interpolation.split(",") if a.strip()} | {1.0}
@@ -333,11 +350,12 @@ def _candidates(settings: Settings, active_ref: str, candidate_dir: Path) -> lis
 
 
 def _judge(settings: Settings, task: str, active_ref: str, candidate_dir: Path, benchmarks: list[str],
-           held_path: str) -> tuple[bool, str, Path, dict]:
+           held_path: str, baseline_ref: str | None = None) -> tuple[bool, str, Path, dict]:
     """Score the active version and each candidate (alpha) on the benchmarks and the held-out
-    feedback slice; the chosen candidate is the best on the slice among those the gate
-    passes (else the plain candidate, rejected). Returns (promote, reason, chosen dir,
-    measurements)."""
+    feedback slice, and the route's original model (`baseline_ref`) on the benchmarks when
+    another version is active; the chosen candidate is the best on the slice among those
+    the gate passes (else the plain candidate, rejected). Returns (promote, reason, chosen
+    dir, measurements)."""
     def score(ref, data, restrict=True):
         if task == "chat":
             return score_chat(ref, data, settings)
@@ -348,11 +366,15 @@ def _judge(settings: Settings, task: str, active_ref: str, candidate_dir: Path, 
                 "feedback": score(ref, held_path, restrict=False)}
 
     measured = {"active": measure(active_ref)}
+    if baseline_ref and baseline_ref != active_ref and benchmarks:
+        measured["baseline"] = {"model": baseline_ref,
+                                "benchmarks": {Path(b).name: score(baseline_ref, b) for b in benchmarks}}
     verdicts = []
     for alpha, directory in _candidates(settings, active_ref, candidate_dir):
         scores = measure(str(directory))
         measured[f"alpha={alpha:g}"] = scores
-        promote, reason = decide(task, measured["active"], scores, settings.retrain_tolerance)
+        promote, reason = decide(task, measured["active"], scores, settings.retrain_tolerance,
+                                 baseline=measured.get("baseline"))
         verdicts.append((promote, alpha, directory, reason, scores))
     passing = [v for v in verdicts if v[0]]
     lower_better = task == "chat"
@@ -420,7 +442,7 @@ def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run
         details["train_s"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         promote, reason, chosen, details["metrics"] = _judge(settings, task, active_ref, candidate_dir, benchmarks,
-                                                              held_path)
+                                                              held_path, _baseline_ref(settings, task, route))
         details["eval_s"] = round(time.monotonic() - t0, 1)
         with sessions.begin() as session:
             promote, reason = _record_decision(session, settings, task, route, run_id, version, chosen, promote,

@@ -80,6 +80,11 @@ def test_the_gate_keeps_the_best_passing_alpha(tmp_path, monkeypatch):
     promote, reason, chosen, measured = rt._judge(settings, "sentiment", "active", dirs[1.0], ["bench.csv"], "held.csv")
     assert promote and chosen == dirs[0.5] and measured["alpha"] == 0.5, reason
     assert measured["candidate"] == {"benchmarks": {"bench.csv": 89.8}, "feedback": 70.0}
+    # against the route's original model at 90.5, alpha 0.5 (89.8) lost too much: alpha 0.25 is kept
+    scores["original"] = (90.5, None)
+    promote, reason, chosen, measured = rt._judge(settings, "sentiment", "active", dirs[1.0], ["bench.csv"],
+                                                  "held.csv", baseline_ref="original")
+    assert promote and chosen == dirs[0.25] and measured["baseline"]["benchmarks"] == {"bench.csv": 90.5}, reason
     scores[str(dirs[0.5])] = scores[str(dirs[0.25])] = (85.0, 90.0)  # now only alpha 1... fails too
     promote, reason, chosen, _ = rt._judge(settings, "sentiment", "active", dirs[1.0], ["bench.csv"], "held.csv")
     assert not promote and chosen == dirs[1.0] and "worse on benchmark" in reason

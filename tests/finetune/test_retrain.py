@@ -39,6 +39,16 @@ def test_classifier_gate(bench, fb, promote):
     assert reason.startswith("worse on benchmark") == (bench[1] < bench[0] - 0.5)
 
 
+def test_small_losses_cannot_add_up_over_rounds():
+    """Each round may lose up to the tolerance against the active version, but never more
+    than that against the route's original model."""
+    active, candidate = gate(89.7, 89.4, 10.0, 50.0)  # 0.3 below the active version: fine alone
+    assert rt.decide("sentiment", active, candidate, tolerance=0.5)[0]
+    ok, reason = rt.decide("sentiment", active, candidate, tolerance=0.5, baseline={"benchmarks": {"b": 90.0}})
+    assert not ok and reason.startswith("worse on benchmark b than the original model: 90.0 → 89.4")
+    assert rt.decide("sentiment", active, candidate, tolerance=0.5, baseline={"benchmarks": {"b": 89.8}})[0]
+
+
 def test_chat_gate_is_on_perplexity_lower_is_better():
     active, candidate = gate(3.0, 3.01, 4.0, 3.5)  # +0.33% benchmark perplexity, tolerance 0.5%
     assert rt.decide("chat", active, candidate, tolerance=0.5)[0]
