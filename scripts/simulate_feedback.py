@@ -16,6 +16,7 @@ held-out part of the stream and on the fixed benchmark: a learning curve (JSON +
         --selector queue --home var/sim-en-queue --json runs/sim/en-queue.json
 
 `--poison` makes the agent flip every label it gives (a rejected round changes nothing).
+`--combine en-queue.json en-random.json --png en.png` draws several runs in one picture.
 
 Corrections only (the first version): wherever the served model is wrong on a turn of
 `--data`, the agent records the right label (POST /v1/feedback's call), up to
@@ -41,7 +42,10 @@ FLIP = {"negative": "positive", "positive": "negative", "neutral": "negative"}
 
 def parse_args(argv: list[str] | None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--home", type=Path, required=True, help="SUPPORTBOT_HOME of the simulated deployment")
+    ap.add_argument("--home", type=Path, help="SUPPORTBOT_HOME of the simulated deployment")
+    ap.add_argument("--combine", nargs="+", type=Path, metavar="RUN_JSON",
+                    help="no simulation: draw these runs' curves (e.g. queue and random) into --png")
+    ap.add_argument("--png", type=Path, help="with --combine: the picture to write")
     one = ap.add_argument_group("corrections only")
     one.add_argument("--data", help="CSV/TSV/JSONL text,label (negative/neutral/positive)")
     one.add_argument("--corrections", type=int, default=300, help="stop after this many corrected turns")
@@ -61,6 +65,12 @@ def parse_args(argv: list[str] | None):
     rounds.add_argument("--seed", type=int, default=7)
     rounds.add_argument("--json", type=Path, help="write the learning curve here (and a .png beside it)")
     a = ap.parse_args(argv)
+    if a.combine:
+        if not a.png:
+            ap.error("--combine needs --png")
+        return a
+    if not a.home:
+        ap.error("--home is required")
     if a.rounds and not (a.stream and a.benchmark):
         ap.error("--rounds needs --stream and --benchmark")
     if not a.rounds and not a.data:
@@ -268,6 +278,10 @@ def plot(results: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if a.combine:
+        plot([json.loads(p.read_text()) for p in a.combine], a.png)
+        print(f"wrote {a.png}")
+        return 0
     result = run_rounds(a) if a.rounds else corrections_only(a)
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0

@@ -96,6 +96,19 @@ def test_the_agent_labels_what_it_is_shown_and_a_poisoned_one_flips_every_label(
     simulation.runtime.close()
 
 
+def test_runs_are_drawn_together(sim, tmp_path):
+    run = {"selector": "queue", "benchmarks": ["b.csv"], "rounds": [
+        {"labels": 0, "stream_heldout": 80.0, "b.csv": 90.0}, {"labels": 100, "stream_heldout": 84.0, "b.csv": 89.9}]}
+    files = []
+    for selector in ("queue", "random"):
+        files.append(tmp_path / f"{selector}.json")
+        files[-1].write_text(json.dumps({**run, "selector": selector}))
+    assert sim.main(["--combine", *map(str, files), "--png", str(tmp_path / "both.png")]) == 0
+    assert (tmp_path / "both.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit):
+        sim.parse_args(["--combine", str(files[0])])
+
+
 def test_rounds_need_a_stream_and_a_benchmark(sim, tmp_path):
     with pytest.raises(SystemExit):
         sim.parse_args(["--home", str(tmp_path), "--rounds", "2", "--stream", "s.csv"])
