@@ -80,7 +80,7 @@ class LlamaBatcher:
         import numpy as np
 
         self._lc, self._np = lc, np
-        self.model_path, self.flash_attn = str(model_path), flash_attn
+        self.model_path, self.flash_attn, self.threads = str(model_path), flash_attn, threads
         _route_logs(lc)
         lc.llama_backend_init()
         mparams = lc.llama_model_default_params()
@@ -124,13 +124,13 @@ class LlamaBatcher:
 
     # -- the vocabulary (read-only: any thread) ----------------------------------------
 
-    def tokenize(self, text: str) -> list[int]:
-        """Token ids of an already templated prompt: special tokens parsed, no BOS added
-        (the chat template writes its own)."""
+    def tokenize(self, text: str, *, parse_special: bool = True) -> list[int]:
+        """Token ids of `text` (an already templated prompt: special tokens parsed), no BOS
+        added (the chat template writes its own)."""
         data = text.encode("utf-8")
         size = len(data) + 8
         buffer = (self._lc.llama_token * size)()
-        n = self._lc.llama_tokenize(self.vocab, data, len(data), buffer, size, False, True)
+        n = self._lc.llama_tokenize(self.vocab, data, len(data), buffer, size, False, parse_special)
         if n < 0:
             raise LlamaBatchingError(f"tokenizing needs {-n} tokens, more than {size}")
         return list(buffer[:n])

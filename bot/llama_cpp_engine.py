@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 INSTALL = ("install llama-cpp-python: CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON "
            "-DGGML_AMX_INT8=OFF\" pip install 'supportbot[llama-cpp]' (make setup does this; a native build "
            "crashes on some AMX CPUs), or set SUPPORTBOT_CHAT_ENGINE=torch")
-# How the merged matrices of a chat adapter are stored (bot.gguf_merge): measured in
-# README "Performance" (prompt reading and decoding speed of each type).
+# How the merged matrices of a chat adapter are stored (bot.gguf_merge). q8_0: its greedy
+# replies match PyTorch fp32's (f32 matches exactly; checked on three demo-KB turns), while
+# the 4-bit types change what the small model writes (q4_0 reads prompts ~10% and decodes
+# ~30% faster, README "Performance"); the adapter was evaluated in fp32.
 MERGED_TENSOR_TYPE = "q8_0"
 
 
@@ -112,6 +114,18 @@ def _chat_template(template_dir: Path | None, batcher) -> str | None:
     return batcher.meta("tokenizer.chat_template")
 
 
+class VocabTokenizer:
+    """The model's vocabulary with the call shape of a transformers tokenizer, for the
+    callers that count a reply's tokens that way (bot/api/routes/chat.py usage and
+    finish_reason)."""
+
+    def __init__(self, batcher):
+        self.batcher = batcher
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+        return {"input_ids": self.batcher.tokenize(text, parse_special=add_special_tokens)}
+
+
 class LlamaCppGenerator:
     """A GGUF chat model on llama.cpp: streaming, stop sequences, token and time limits,
     cancellation when the reader leaves, `slots` replies decoded together."""
@@ -120,6 +134,7 @@ class LlamaCppGenerator:
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         self.name, self.batcher = name, batcher
+        self.tokenizer = VocabTokenizer(batcher)
         self.context_tokens = batcher.context_tokens
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)  # as transformers renders
 
@@ -146,7 +161,7 @@ class LlamaCppGenerator:
             if source.adapter is not None or tensor_type not in ("same", ""):
                 path = merged_gguf(source.gguf, source.adapter, Path(cache_dir) / "llama_cpp", tensor_type=tensor_type)
             batcher = LlamaBatcher(str(path), slots=slots, context_tokens=context_tokens,
-                                   threads=threads or _cores())
+                                   threads=threads or default_threads())
         except (OSError, ValueError, LlamaBatchingError) as exc:
             raise ModelLoadError(f"cannot load chat model {ref!r} on llama.cpp: {exc}") from exc
         template = _chat_template(source.template_dir, batcher)
@@ -154,7 +169,7 @@ class LlamaCppGenerator:
             batcher.close()
             raise ModelLoadError(f"chat model {ref!r} has no chat template: use an instruct/chat model")
         log.info("chat model %s on llama.cpp: %s (%d replies at once, %d threads)", ref, path.name, slots,
-                 threads or _cores())
+                 threads or default_threads())
         return cls(ref, batcher, template)
 
     def close(self) -> None:
@@ -200,4 +215,13 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """llama.cpp's threads: half the cores, as llama-cpp-python's own default. llama.cpp's
+    threads meet at a spinning OpenMP barrier after every operation: when another thread
+    of the process (HTTP, the classifiers' PyTorch, which shares the same libgomp) or of
+    the machine takes a core, the barrier waits a whole time slice. Measured on the 2-core
+    reference machine under load: 2 threads decoded at 1-25 tokens/s, 1 thread at 50-66."""
+    return max(1, _cores() // 2)
 

@@ -310,7 +310,7 @@ class Runtime:
         log.info("chat model %s on %s (%s)", ref, engine, why)
         if engine == "llama_cpp":
             return LlamaCppGenerator.load(ref, s.model_cache_dir, context_tokens=s.chat_context_tokens,
-                                          slots=s.chat_batch_requests, threads=s.threads)
+                                          slots=s.chat_batch_requests)
         return LocalGenerator.load(ref, s.model_cache_dir, context_tokens=s.chat_context_tokens,
                                    batch_requests=s.chat_batch_requests)
 

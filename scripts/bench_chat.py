@@ -176,14 +176,15 @@ class LlamaBaseline(Baseline):
         from llama_cpp import Llama
 
         from bot.knowledge import DEMO_KB_DIR, read_article_files
-        from bot.llama_cpp_engine import LlamaCppGenerator, _cores
+        from bot.llama_cpp_engine import LlamaCppGenerator
         from core.config import settings_with
 
         settings = settings_with(model_cache=str(ROOT / "var" / "models"))
         # the server's prompt rendering and tokenizer (one slot), and the file it serves
         self.gen = LlamaCppGenerator.load(settings.chat_model, settings.model_cache_dir, slots=1)
-        self.llm = Llama(model_path=self.gen.batcher.model_path, n_ctx=2048, n_batch=512, n_threads=_cores(),
-                         n_threads_batch=_cores(), flash_attn=self.gen.batcher.flash_attn, verbose=False)
+        threads = self.gen.batcher.threads
+        self.llm = Llama(model_path=self.gen.batcher.model_path, n_ctx=2048, n_batch=512, n_threads=threads,
+                         n_threads_batch=threads, flash_attn=self.gen.batcher.flash_attn, verbose=False)
         self.articles = {a.id: a for a in read_article_files([DEMO_KB_DIR])}
         self.settings = settings
 

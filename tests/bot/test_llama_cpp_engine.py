@@ -40,7 +40,7 @@ def generator(tmp_path_factory):
 
 
 def n_tokens(generator, text: str) -> int:
-    return len(generator.batcher.tokenize(text))
+    return len(generator.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def wait_idle(generator, seconds: float = 5.0) -> bool:
