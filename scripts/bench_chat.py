@@ -342,7 +342,7 @@ def full_turns(url: str, args, count) -> dict:
     return median_of(rows, rows[0].keys())
 
 
-def run_engine(engine: str, args, steps: dict) -> dict:
+def run_engine(engine: str, args) -> dict:
     """Every measurement of one engine: server first, then the baseline with no server up."""
     print(f"[{engine}] starting the server ...", flush=True)
     baseline = LlamaBaseline() if engine == "llama_cpp" else Baseline()
@@ -379,7 +379,7 @@ def run_engine(engine: str, args, steps: dict) -> dict:
     baseline.close()
     return {"engine": engine, "baseline": base, "http": http, "full_turn": full,
             "same_reply": http["reply"].strip() == base["reply"].strip(),
-            "pipeline": {"share": share, **steps}, "concurrency": concurrency,
+            "pipeline": {"share": share}, "concurrency": concurrency,
             "ratios": {"ttft_over_prefill": http["ttft_s"] / base["prefill_s"],
                        "streamed_over_raw_tokens_per_s": http["tokens_per_s"] / base["tokens_per_s"],
                        "pipeline_share": share,
@@ -402,8 +402,13 @@ def main() -> int:
         ap.error(f"--engine: a comma list of {', '.join(ENGINES)}")
     args.log_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    results = {engine: run_engine(engine, args) for engine in engines}
+    # Last: its classifiers run PyTorch on a second thread (micro-batching), and once two
+    # threads of a process have run multi-threaded PyTorch, libgomp slows the next
+    # `generate` of the baseline 2x (idle) to 25x (loaded machine), README "Performance".
     steps = pipeline_steps(QUESTION, max(3, args.repeats))
-    results = {engine: run_engine(engine, args, steps) for engine in engines}
+    for res in results.values():
+        res["pipeline"].update(steps)
     first = results[engines[0]]
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
