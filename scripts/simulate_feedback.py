@@ -259,7 +259,7 @@ def plot(results: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for result in results:
         xs = [p["labels"] for p in result["rounds"]]
-        name = result["selector"] + (" (poisoned)" if result.get("poison") else "")
+        name = result.get("name") or result["selector"] + (" (poisoned)" if result.get("poison") else "")
         axes[0].plot(xs, [p["stream_heldout"] for p in result["rounds"]], marker="o", label=name)
         for bench in result["benchmarks"]:
             axes[1].plot(xs, [p[bench] for p in result["rounds"]], marker="o", label=f"{name}: {bench}")
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if a.combine:
-        plot([json.loads(p.read_text()) for p in a.combine], a.png)
+        plot([{**json.loads(p.read_text()), "name": p.stem} for p in a.combine], a.png)  # named by file
         print(f"wrote {a.png}")
         return 0
     result = run_rounds(a) if a.rounds else corrections_only(a)
