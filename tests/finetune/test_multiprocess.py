@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,12 +43,13 @@ def launch(module: str, argv: list[str], home: Path) -> subprocess.CompletedProc
 
 def _ranks(tmp_path: Path, *flags: str) -> list[str]:
     script = tmp_path / "rank.py"
-    script.write_text("from accelerate import Accelerator\na = Accelerator()\n"
-                      "print(f'rank {a.process_index} of {a.num_processes} on {a.device}', flush=True)\n")
+    script.write_text("import os\nfrom accelerate import Accelerator\na = Accelerator()\n"  # one write each
+                      "os.write(1, f'rank {a.process_index} of {a.num_processes} on {a.device}\\n'.encode())\n")
     out = subprocess.run([str(ACCELERATE), "launch", *flags, "--num_processes", "2", "--num_machines", "1",
                           "--mixed_precision", "no", "--dynamo_backend", "no", str(script)],
                          cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
-    return sorted(line for line in out.stdout.splitlines() if line.startswith("rank"))
+    # the two processes share the pipe: find each line's text even if their writes interleave
+    return sorted(re.findall(r"rank \d+ of \d+ on cpu(?::\d+)?", out.stdout))
 
 
 @pytest.mark.slow
