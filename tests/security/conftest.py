@@ -16,6 +16,7 @@ from fixtures.dialogue import make_runtime
 from fixtures.server import serve
 from storage.repositories import api_keys
 from ui.auth import add_user
+from fixtures.gradio_events import call
 
 PASSWORDS = {"ana": "agent-password-1", "root": "admin-password-1", "bob": "bob-password-1",
              "carol": "carol-password-1"}
@@ -60,23 +61,3 @@ def env(tmp_path_factory):
     runtime.close()
 
 
-def call(client: httpx.Client, base: str, api_name: str, *data) -> tuple[str, object]:
-    """One Gradio event over its HTTP API: ('complete'|'error'|'http', payload)."""
-    r = client.post(f"{base}/gradio_api/call/{api_name}", json={"data": list(data)})
-    if r.status_code != 200:
-        return "http", r
-    event_id = r.json()["event_id"]
-    event, last = None, None
-    with client.stream("GET", f"{base}/gradio_api/call/{api_name}/{event_id}") as stream:
-        for line in stream.iter_lines():
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:"):
-                raw = line[5:].strip()
-                try:
-                    last = json.loads(raw)
-                except ValueError:
-                    last = raw
-                if event in ("complete", "error"):
-                    return event, last
-    return event or "none", last

@@ -18,6 +18,7 @@ from storage.export import collect_rows
 from storage.models import Feedback
 from storage.repositories import conversations
 from ui.auth import add_user, remove_user
+from fixtures.gradio_events import call
 
 PASSWORDS = {"ana": "agent-password-1", "bob": "bob-password-1"}
 UNSURE = {"negative": 0.40, "neutral": 0.36, "positive": 0.24}
@@ -39,27 +40,6 @@ def login(url: str, user: str) -> httpx.Client:
     r = client.post(url + "/login", data={"username": user, "password": PASSWORDS[user]})
     assert r.status_code == 200, r.text
     return client
-
-
-def call(client: httpx.Client, url: str, api_name: str, *data) -> tuple[str, object]:
-    """One Gradio event: ('complete'|'error'|'http', payload)."""
-    r = client.post(f"{url}/gradio_api/call/{api_name}", json={"data": list(data)})
-    if r.status_code != 200:
-        return "http", r
-    event, last = None, None
-    with client.stream("GET", f"{url}/gradio_api/call/{api_name}/{r.json()['event_id']}") as stream:
-        for line in stream.iter_lines():
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:"):
-                raw = line[5:].strip()
-                try:
-                    last = json.loads(raw)
-                except ValueError:
-                    last = raw
-                if event in ("complete", "error"):
-                    return event, last
-    return event or "none", last
 
 
 def seed(runtime, text, scores, escalated=False) -> str:
