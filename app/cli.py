@@ -44,6 +44,7 @@ def _models(p: argparse.ArgumentParser) -> None:
 # ---- serve ---------------------------------------------------------------------------
 def cmd_serve(args) -> int:
     settings = _settings(args)
+    from app import startup
     from bot import logs
     from app.server import refuse_open_public_bind
     from bot.runtime import Runtime, use_offline_hub_for_local_models
@@ -58,7 +59,7 @@ def cmd_serve(args) -> int:
     use_offline_hub_for_local_models(settings)
     runtime = Runtime.start(settings)
     refuse_open_public_bind(settings, runtime)
-    runtime.load_models()
+    startup.load_models(runtime)  # logs how long the start took
     import uvicorn
 
     from app.server import create_app

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 def create_app(runtime, *, ui: bool = True):
     """The API on a started runtime, with the staff UI at / and the open customer chat at
-    /chat unless ui is off."""
+    /chat unless ui is off; the first API answers are logged with the time they took
+    (app.startup)."""
+    from app.startup import FirstAnswers
     from bot.api.app import create_api
 
     app = create_api(runtime)
@@ -37,6 +39,7 @@ def create_app(runtime, *, ui: bool = True):
         from ui.app import mount_ui
 
         app = mount_ui(app, runtime)
+    app.add_middleware(FirstAnswers)
     return app
 
 
@@ -62,6 +65,7 @@ def refuse_open_public_bind(settings, runtime) -> None:
 
 def build_app(settings=None):
     """The whole app (API, and the UI unless settings.ui is off) on a started runtime."""
+    from app import startup
     from bot import logs
     from core.config import Settings
     from bot.runtime import Runtime, use_offline_hub_for_local_models
@@ -72,7 +76,7 @@ def build_app(settings=None):
     use_offline_hub_for_local_models(settings)
     runtime = Runtime.start(settings)
     refuse_open_public_bind(settings, runtime)
-    runtime.load_models()
+    startup.load_models(runtime)  # logs how long the start took
     return create_app(runtime, ui=settings.ui)
 
 
