@@ -39,7 +39,7 @@ test: setup lint
 test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow"
 
-# Every performance benchmark, one after another on an otherwise idle machine (~45 min on
+# Every performance benchmark, one after another on an otherwise idle machine (~55 min on
 # 2 cores), then the README's table. Each writes runs/bench-<name>.json; see its docstring.
 bench: setup
 	$(PY) scripts/bench_sentiment.py
@@ -47,6 +47,7 @@ bench: setup
 	$(PY) scripts/bench_finetune.py
 	$(PY) scripts/bench_scale.py
 	$(PY) scripts/bench_load.py
+	$(PY) scripts/bench_serve.py
 	$(PY) scripts/bench_report.py runs
 
 clean-models:

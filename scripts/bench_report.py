@@ -2,10 +2,10 @@
 
     python scripts/bench_report.py [DIR]        # DIR: where the bench_*.py wrote (default runs/)
 
-Reads bench-sentiment.json, bench-chat.json, bench-finetune.json, bench-scale.json and
-bench-load.json (whichever exist) and prints one Markdown table: what was measured, ours,
-the baseline, the ratio, the target and whether it was met, then the machine and date of
-each run. `make bench` runs every benchmark and then this.
+Reads bench-sentiment.json, bench-chat.json, bench-finetune.json, bench-scale.json,
+bench-load.json and bench-serve.json (whichever exist) and prints one Markdown table: what
+was measured, ours, the baseline, the ratio, the target and whether it was met, then the
+machine and date of each run. `make bench` runs every benchmark and then this.
 """
 
 from __future__ import annotations
@@ -140,12 +140,54 @@ def scale_rows(d: dict) -> list[tuple]:
              "retrieval < generation", _met(chk["pass"]))]
 
 
+def serve_rows(d: dict) -> list[tuple]:
+    """bench_serve.py: `serve` with today's defaults (ours) against the previous defaults
+    (baseline), cold (empty model cache) and warm; ratios are ours / baseline."""
+    after, before = d["configs"].get("after") or {}, d["configs"].get("before") or {}
+
+    def cells(key: str, show) -> list:
+        a, b = after.get(key), before.get(key)
+        x, y = show(a, True) if a else None, show(b, True) if b else None
+        ratio = f"{x / y:.2f}×" if x is not None and y else ""
+        return [show(a, False) if a else "", show(b, False) if b else "", ratio]
+
+    def times(s: dict, number: bool):
+        return s["first_chat_s"] if number else \
+            f"{s['ready_s']:.1f} / {s['first_sentiment_s']:.1f} / {s['first_chat_s']:.1f}"
+
+    def converting(s: dict, number: bool):
+        conv = s["server_log"].get("converting_s")
+        return conv if number else ("?" if conv is None else f"{conv:.0f}")
+
+    def peak(s: dict, number: bool):
+        return s["peak_rss_mib"]["total"] if number else f"{s['peak_rss_mib']['total']:.0f}"
+
+    rows = []
+    for start, what in (("cold", "cold start (empty model cache, as a fresh clone)"), ("warm", "warm start")):
+        if start not in after and start not in before:
+            continue
+        rows.append((f"serve, {what}: ready / first sentiment answer / first chat reply (s after the process "
+                     "started)", *cells(start, times), "reported", ""))
+        rows.append(("  of which converting packaged models (s, from the server's log)",
+                     *cells(start, converting), "", ""))
+        rows.append((f"serve, {start} start: peak RSS with all default models, after the workload (MiB)",
+                     *cells(start, peak), "reported", ""))
+    warm = after.get("warm") or after.get("cold")
+    if warm:
+        w = warm["workload"]
+        rows.append((f"serve workload ({'warm' if after.get('warm') else 'cold'} start, today's defaults): "
+                     f"{w['sentiment_texts']} sentiment texts (texts/s); chat turn median en / zh (s)",
+                     f"{w['texts_per_s']:.1f}; {w.get('chat_median_s_en', float('nan')):.2f} / "
+                     f"{w.get('chat_median_s_zh', float('nan')):.2f}", "", "", "reported", ""))
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", nargs="?", type=Path, default=ROOT / "runs")
     args = ap.parse_args()
     sections = [("sentiment", sentiment_rows), ("chat", chat_rows), ("finetune", finetune_rows),
-                ("scale", scale_rows), ("load", load_rows)]
+                ("scale", scale_rows), ("load", load_rows), ("serve", serve_rows)]
     rows, runs, missing = [], [], []
     for name, build in sections:
         data = _load(args.dir, name)
