@@ -160,7 +160,8 @@ def run(args: ChatArgs) -> dict:
                       train_rows=len(train_enc), dropped_train=dropped[0], dropped_eval=dropped[1],
                       train_seconds=round(state["elapsed_s"], 1))
 
-        # ---- save ----------------------------------------------------------------------
+        # ---- save (the first process; the others have read the best weights it deletes) --
+        accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             save(args, out, unwrapped, tokenizer, lora, data_files, report, state["history"], recorder)
         return report

@@ -276,7 +276,8 @@ def run(args: ClassifierArgs) -> dict:
         report.update(best_step=state["best_step"], steps=state["step"], train_rows=len(train_rows),
                       eval_rows=len(eval_rows), train_seconds=round(state["elapsed_s"], 1))
 
-        # ---- save ----------------------------------------------------------------------
+        # ---- save (the first process; the others have read the best weights it deletes) --
+        accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             save(args, out, unwrapped, tokenizer, lora, labels, data_files, report, state["history"], recorder)
         return report

@@ -11,6 +11,14 @@ to bottom and calls these where it needs them.
             --eval-steps and at each epoch end, the best weights kept, early stopping after
             --patience evaluations without improvement, atomic checkpoints for --resume
     save    restore_best, adapter_meta, write_run_files, finish_run
+
+Under `accelerate launch` (DDP) every process runs the same loop on its share of the
+batches, and every process must make the same collective calls in the same order (DDP
+syncs buffers at each forward and gradients at each step): so the first process alone
+evaluates and writes files (checkpoints, best weights, the saved run), every process takes
+its evaluation (`evaluate_everywhere`), keeps the same best step and stops at the same step,
+and none reads the files before the first process has written them (`train` ends with a
+barrier). The other processes would otherwise overwrite its checkpoint as it is written.
 """
 
 from __future__ import annotations
@@ -163,8 +171,11 @@ def start(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     set_seed(args.seed)
-    # Gradient accumulation is done by `train`, so a short last group is exact.
-    return settings, Path(args.output), Accelerator()
+    # Gradient accumulation is done by `train`, so a short last group is exact. The learning
+    # rate schedule counts this process's optimizer steps (plan_steps) and `train` steps it
+    # once after each: by default accelerate's scheduler would step it once per process each
+    # time, so on 2 processes the rate reached 0 halfway through the run.
+    return settings, Path(args.output), Accelerator(step_scheduler_with_optimizer=False)
 
 
 def lora_config(args, task_type: str, targets: str):
@@ -351,7 +362,7 @@ def train(loop: Loop, state: dict, schedule: Schedule, args, out: Path, recorder
             loop.optimizer.step()
             loop.scheduler.step()
             loop.optimizer.zero_grad()
-            step_loss, micro_losses = sum(micro_losses) / len(micro_losses), []
+            step_loss, micro_losses = mean_over_processes(acc, sum(micro_losses) / len(micro_losses)), []
             state["step"] += 1
             state["epoch"], state["batch_in_epoch"] = epoch, b + 1
             state["history"].append({"step": state["step"], "loss": step_loss, "lr": loop.scheduler.get_last_lr()[0]})
@@ -360,21 +371,45 @@ def train(loop: Loop, state: dict, schedule: Schedule, args, out: Path, recorder
             recorder.progress(state["step"] / schedule.total_steps)
             end_of_epoch, done = b + 1 == len(batches), state["step"] >= schedule.total_steps
             if end_of_epoch or (args.eval_steps and state["step"] % args.eval_steps == 0) or done:
-                last_eval = (state["step"], loop.evaluate())
+                last_eval = (state["step"], evaluate_everywhere(loop))
                 stop = keep_best(loop, state, last_eval[1], args.patience, out)
             if state["step"] % args.save_steps == 0 or end_of_epoch or stop or done:
                 if end_of_epoch:
                     state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
                 state["elapsed_s"] += time.monotonic() - t0
                 t0, seen = time.monotonic(), 0
-                save_checkpoint(out / CHECKPOINT, acc.unwrap_model(model), loop.optimizer, loop.scheduler, state)
+                if acc.is_main_process:  # one writer: the processes' weights and state are the same
+                    save_checkpoint(out / CHECKPOINT, acc.unwrap_model(model), loop.optimizer, loop.scheduler, state)
             if stop or done:
                 stop = True
                 break
         if stop:
             break
     bar.close()
+    acc.wait_for_everyone()  # the checkpoint and best weights are written before any process reads them
     return last_eval
+
+
+def mean_over_processes(acc, value: float) -> float:
+    """A step's loss averaged over the processes (each saw its own batches); `value` itself
+    on one process."""
+    if acc.num_processes == 1:
+        return value
+    import torch
+
+    return acc.reduce(torch.tensor(value, dtype=torch.float64, device=acc.device), "mean").item()
+
+
+def evaluate_everywhere(loop: Loop) -> Evaluation:
+    """The first process evaluates and every process gets its Evaluation, so all keep the same
+    best step and stop early at the same step (a process that left the loop alone would leave
+    the others waiting in DDP's next collective); the others wait meanwhile."""
+    acc = loop.accelerator
+    if acc.num_processes == 1:
+        return loop.evaluate()
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([loop.evaluate() if acc.is_main_process else None])[0]
 
 
 def keep_best(loop: Loop, state: dict, evaluation: Evaluation, patience: int, out: Path) -> bool:
@@ -382,17 +417,21 @@ def keep_best(loop: Loop, state: dict, evaluation: Evaluation, patience: int, ou
     (`patience` evaluations in a row without improvement)."""
     from tqdm.auto import tqdm
 
+    main = loop.accelerator.is_main_process  # every process decides the same (the same evaluation)
     state["history"][-1].update(evaluation.logged)
-    tqdm.write(evaluation.line, file=sys.stderr)
+    if main:
+        tqdm.write(evaluation.line, file=sys.stderr)
     best, score = state["best"], evaluation.score
     stop = False
     if best is None or (score > best if loop.higher_is_better else score < best):
         state.update(best=score, best_step=state["step"], bad_evals=0)
-        save_trainable(loop.accelerator.unwrap_model(loop.model), out / BEST)
+        if main:
+            save_trainable(loop.accelerator.unwrap_model(loop.model), out / BEST)
     else:
         state["bad_evals"] += 1
         if state["bad_evals"] >= patience:
-            tqdm.write(f"early stopping: {loop.stale} in {patience} evaluations", file=sys.stderr)
+            if main:
+                tqdm.write(f"early stopping: {loop.stale} in {patience} evaluations", file=sys.stderr)
             stop = True
     loop.model.train()  # an evaluation may have left it in eval mode
     return stop

@@ -57,6 +57,8 @@ class _Model:
 
 
 class _Accelerator:
+    is_main_process = True
+
     def unwrap_model(self, model):
         return model
 
