@@ -31,6 +31,10 @@ with its defaults (one text per forward pass), with the same truncation as ours
 
     python scripts/bench_sentiment.py --parts zh-routes --zh-models sentiment-zh,sentiment-zh-me5
 
+5. previous: the same texts through a server with the serving defaults before issues 16
+   and 20 (Chinese on Gemma-3-270M, every classifier fp32 on PyTorch: PREVIOUS_DEFAULTS),
+   one timed run: "today's server" of issue 20's target (>= 10x), measured in the same run.
+
 Prints a table and writes --json. Timings are wall-clock on a machine that runs the
 client and the server together, as a single box serving its own UI would.
 """
@@ -64,6 +68,9 @@ DATA = next((d for d in (ROOT / "data/sentiment", ROOT / "runs/data/sentiment") 
 SST2 = DATA / "sst2_dev.csv"
 CHNSENTICORP = DATA / "chnsenticorp_test.csv"
 SHORT_TEXTS = {"en": "Where is my order?", "zh": "请问可以开发票吗？"}
+# the serving defaults before issues 16 and 20 (the README's 18.2 texts/s of 2026-11-22):
+# the Chinese route on Gemma-3-270M, every classifier in fp32 on PyTorch
+PREVIOUS_DEFAULTS = {"sentiment_model_zh": "sentiment-zh", "inference_dtype": "fp32"}
 
 
 # ---- the server (a subprocess: `bench_sentiment.py --serve PORT`) ----------------------
@@ -71,9 +78,11 @@ def serve(args) -> int:
     from core.config import settings_with
     from bot.runtime import Runtime, use_offline_hub_for_local_models
 
+    previous = PREVIOUS_DEFAULTS if args.previous_defaults else {}
     settings = settings_with(home=args.server_home, model_cache=args.model_cache, rate_limit_per_minute=0, ui=False, demo_kb=False,
                              intent_model="none", sentiment_quantize=args.quantize,
                              **({"sentiment_model_zh": args.sentiment_model_zh} if args.sentiment_model_zh else {}),
+                             **previous,
                              sentiment_micro_batching=not args.no_batching, sentiment_batch_wait_ms=args.batch_wait_ms)
     use_offline_hub_for_local_models(settings)
     runtime = Runtime.start(settings)
@@ -90,7 +99,7 @@ def serve(args) -> int:
 class Server:
     """`python bench_sentiment.py --serve PORT` in a subprocess, until closed."""
 
-    def __init__(self, args, *, batching: bool = True, zh_model: str | None = None):
+    def __init__(self, args, *, batching: bool = True, zh_model: str | None = None, previous: bool = False):
         self.port = free_port()
         self.home = tempfile.mkdtemp(prefix="bench-sentiment-")
         cmd = [sys.executable, __file__, "--serve", str(self.port), "--server-home", self.home,
@@ -100,6 +109,8 @@ class Server:
             cmd.append("--no-batching")
         if zh_model:
             cmd += ["--sentiment-model-zh", zh_model]
+        if previous:
+            cmd.append("--previous-defaults")
         self.proc = subprocess.Popen(cmd, cwd=ROOT)
         self.url = f"http://127.0.0.1:{self.port}"
         self._wait_ready()
@@ -326,6 +337,34 @@ def zh_routes(args, refs: list[str], rows: list[tuple[str, str]]) -> dict:
     return out
 
 
+def previous_server(args, data, ours: dict | None) -> dict:
+    """The same texts through a server with the serving defaults before issues 16 and 20
+    (PREVIOUS_DEFAULTS), one timed run after a warm-up: the "today's server" baseline."""
+    import httpx
+
+    server, size, out = Server(args, previous=True), args.request_size, {"settings": PREVIOUS_DEFAULTS}
+    try:
+        with httpx.Client(base_url=server.url, timeout=600) as client:
+            for lang, rows in data.items():
+                texts = [t for t, _ in rows]
+                for i in range(0, min(len(texts), 2 * size), size):
+                    classify_http(client, texts[i:i + size])  # warm-up
+                t = time.perf_counter()
+                scores = [r["scores"] for i in range(0, len(texts), size) for r in classify_http(client, texts[i:i + size])]
+                s = time.perf_counter() - t
+                out[lang] = {"seconds": s, "texts_per_s": len(texts) / s,
+                             "accuracy": binary_accuracy(scores, [g for _, g in rows])}
+                print(f"  previous       {lang}: {len(texts) / s:8.1f} texts/s  accuracy {out[lang]['accuracy']:.4f}",
+                      flush=True)
+    finally:
+        server.close()
+    out["all"] = {"texts_per_s": sum(len(r) for r in data.values()) / sum(out[k]["seconds"] for k in data)}
+    if ours:
+        out["ratio_ours_over_previous"] = {k: ours["ours"][k]["texts_per_s"] / out[k]["texts_per_s"] for k in out
+                                           if k in ours["ours"]}
+    return out
+
+
 def machine() -> dict:
     import torch
     import transformers
@@ -362,6 +401,13 @@ def print_table(result: dict) -> None:
             cells = "".join(f"{tp[name][k]:>9.2f}x" if k in tp[name] else f"{'-':>10}" for k in ("en", "zh", "all"))
             print(f"{name.replace('ratio_', ''):<26}{cells}")
         print(f"(texts: {tp['n']}; median of {result['args']['repeats']} runs after a warm-up)")
+    prev = result.get("previous")
+    if prev:
+        cells = "".join(f"{prev[k]['texts_per_s']:>10.1f}" if k in prev else f"{'-':>10}" for k in ("en", "zh", "all"))
+        print(f"{'previous defaults (1 run)':<26}{cells}   {prev['settings']}")
+        if "ratio_ours_over_previous" in prev:
+            r = prev["ratio_ours_over_previous"]
+            print(f"{'ours_over_previous':<26}" + "".join(f"{r[k]:>9.2f}x" if k in r else f"{'-':>10}" for k in ("en", "zh", "all")))
     if lat:
         print(f"\n{'latency, 1 short text':<26}{'p50 ms':>10}{'p99 ms':>10}")
         for lang, row in lat.items():
@@ -383,8 +429,8 @@ def main() -> int:
     ap.add_argument("--quantize", choices=["none", "int8"], default=None,
                     help="the server's sentiment_quantize (default: the configured one)")
     ap.add_argument("--batch-wait-ms", type=float, default=None, help="the server's sentiment_batch_wait_ms")
-    ap.add_argument("--parts", default="throughput,latency,concurrency",
-                    help="comma list of the parts to run (throughput, latency, concurrency, zh-routes)")
+    ap.add_argument("--parts", default="throughput,latency,concurrency,previous",
+                    help="comma list of the parts to run (throughput, latency, concurrency, zh-routes, previous)")
     ap.add_argument("--zh-models", default="", help="zh-routes: comma list of Chinese sentiment models to compare "
                     "(e.g. sentiment-zh,sentiment-zh-me5; adds the part)")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "var/bench", help="merged models for the baseline")
@@ -394,6 +440,7 @@ def main() -> int:
     ap.add_argument("--model-cache", help=argparse.SUPPRESS)
     ap.add_argument("--no-batching", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--sentiment-model-zh", help=argparse.SUPPRESS)
+    ap.add_argument("--previous-defaults", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.serve:
@@ -414,7 +461,8 @@ def main() -> int:
         parts.add("zh-routes")
     refs = {"en": settings.sentiment_model, "zh": settings.sentiment_model_zh or settings.sentiment_model}
     result: dict = {"machine": machine(), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                                                    if k not in ("serve", "server_home", "no_batching", "model_cache", "sentiment_model_zh")},
+                                                    if k not in ("serve", "server_home", "no_batching", "model_cache", "sentiment_model_zh",
+                                                                 "previous_defaults")},
                     "models": refs}
     print(f"machine: {result['machine']}", flush=True)
     data = workload(args.n, settings.max_text_chars)
@@ -439,6 +487,9 @@ def main() -> int:
             result["concurrency"] = {"micro-batching": concurrency(args, server, texts, "micro-batching")}
     finally:
         server.close()
+    if "previous" in parts:
+        print("previous defaults:", flush=True)
+        result["previous"] = previous_server(args, data, result.get("throughput"))
     if "concurrency" in parts:
         plain = Server(args, batching=False)
         try:
