@@ -251,7 +251,8 @@ def cmd_db(args) -> int:
     with runtime.sessions.begin() as session:
         record = export_training_set(session, what=args.what, path=args.out, since=since, route=args.route,
                                      route_languages=ROUTE_LANGUAGES,
-                                     confirmed_min_score=settings.retrain_confirmed_min_score)
+                                     confirmed_min_score=settings.retrain_confirmed_min_score,
+                                     host=runtime.host_id)
         print(f"exported {record.rows} rows to {record.path} (sha256 {record.sha256[:16]}…, export {record.id})",
               file=sys.stderr)
     return 0
@@ -270,13 +271,14 @@ def cmd_conversations(args) -> int:
         if args.action == "erase":
             if not args.id:
                 raise SupportbotError("conversations erase needs the conversation ID")
-            if not erasure.erase_conversation(session, conversation_id=args.id):
+            if not erasure.erase_conversation(session, conversation_id=args.id, host=runtime.host_id):
                 raise SupportbotError(f"no conversation {args.id!r}")
             print(f"erased conversation {args.id} (messages, feedback, rows in exports)", file=sys.stderr)
         else:
             if args.older_than is None:
                 raise SupportbotError("conversations purge needs --older-than DAYS")
-            n = erasure.purge(session, older_than=datetime.now(UTC) - timedelta(days=args.older_than))
+            n = erasure.purge(session, older_than=datetime.now(UTC) - timedelta(days=args.older_than),
+                              host=runtime.host_id)
             print(f"erased {n} conversations idle for more than {args.older_than:g} days", file=sys.stderr)
     return 0
 

@@ -67,6 +67,7 @@ class Runtime:
     _versions_checked: float = 0.0
     _swapping: set = field(default_factory=set)
     _swap_failed: dict = field(default_factory=dict)  # (service, refs) -> monotonic time of the failure
+    _erasures_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def start(cls, settings: Settings, *, migrate: bool = True, **services) -> "Runtime":
@@ -83,6 +84,7 @@ class Runtime:
         runtime = cls(settings, engine, make_session_factory(engine))
         if migrate:
             runtime.import_local_files()
+        runtime.apply_erasures(claim=True)
         for name, service in services.items():
             if name not in ("sentiment", "intent", "embedder", "generator"):
                 raise TypeError(f"unknown service {name!r}")
@@ -114,6 +116,33 @@ class Runtime:
             log.warning("imported %d API keys from %s into the database; revoke them there with "
                         "'supportbot keys revoke NAME' (removing a line from the file no longer does)",
                         n_keys, self.settings.api_keys_file)
+
+    @property
+    def host_id(self) -> str:
+        """This host's id (`<home>/host.json`), recorded on the export files it writes."""
+        from storage.erasure import host_id
+
+        return host_id(self.settings.home)
+
+    def apply_erasures(self, *, claim: bool = False) -> int:
+        """Remove from this host's export files the conversations erased on any host since
+        it last looked (storage.erasure.apply_erasures). Runs at start and with the
+        model-versions poll; a failure (database down, an export edited by hand) is
+        logged and tried again next time."""
+        from storage.erasure import apply_erasures
+
+        if not self._erasures_lock.acquire(blocking=False):
+            return 0  # another thread of this process is at it
+        try:
+            removed = apply_erasures(self.sessions, home=self.settings.home, claim=claim)
+        except Exception as exc:  # noqa: BLE001 - must not stop serving; retried on the next poll
+            log.error("could not apply erasures to this host's export files (tried again later): %s", exc)
+            return 0
+        finally:
+            self._erasures_lock.release()
+        if removed:
+            log.info("erasures on other hosts: removed %d rows from this host's export files", removed)
+        return removed
 
     def _service(self, name: str, load: Callable[[], Any]):
         value = getattr(self, f"_{name}")
@@ -187,6 +216,7 @@ class Runtime:
         if not wait and now - self._versions_checked < self.settings.model_versions_poll_s:
             return []
         self._versions_checked = now
+        self.apply_erasures()
         wanted = self.served_refs()
         started = []
         for name in ("sentiment", "intent", "generator"):

@@ -43,6 +43,7 @@ from core.errors import InputError, SupportbotError
 from bot.prometheus import RETRAIN_RUNS
 from bot.sentiment import ROUTE_LANGUAGES  # which languages each model route serves
 from storage import export as exports
+from storage.erasure import host_id
 from storage.models import DEFAULT_ROUTE, TASKS, Export, RetrainRun, utcnow
 
 log = logging.getLogger(__name__)
@@ -428,7 +429,7 @@ def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run
         with sessions.begin() as session:
             train_path, held_path = (
                 exports.write_export(session, what=task, rows=part, route=route, since=since, retrain_run_id=run_id,
-                                     path=work / f"{name}.{suffix}").path
+                                     path=work / f"{name}.{suffix}", host=host_id(settings.home)).path
                 for name, part in (("new_train", train_rows), ("new_heldout", held_rows)))
         original = _original_mix(_task_files(settings, task, route, "data"), len(train_rows), task)
         benchmarks = _task_files(settings, task, route, "benchmark")

@@ -12,9 +12,10 @@ by an agent, admin or the operator, or a customer's correction an agent confirme
 agents' own replies; each export records who confirmed each row (`Export.confirmed_by`).
 Texts are exported as stored, i.e. already PII-redacted (bot.redaction). Rows are
 deduplicated (the newest correction of a text wins). Every file written is recorded in
-the `exports` table with its row count, sha256 and the conversation each row came
-from, so erasing a conversation (storage.erasure) can rewrite every export still on
-disk. Erased conversations are gone from the database, so no later export has them.
+the `exports` table with its row count, sha256, the conversation each row came from
+and the host whose home holds it, so erasing a conversation (storage.erasure) can
+rewrite every export still on disk, each host its own. Erased conversations are gone
+from the database, so no later export has them.
 """
 
 from __future__ import annotations
@@ -231,8 +232,9 @@ def write_atomic(path: Path, content: bytes) -> None:
 
 def write_export(session: Session, *, what: str, rows: list[ExportRow], path: str | Path,
                  route: str = DEFAULT_ROUTE, since: datetime | None = None,
-                 retrain_run_id: str | None = None) -> Export:
-    """Write rows to `path` (atomically) and record the export."""
+                 retrain_run_id: str | None = None, host: str | None = None) -> Export:
+    """Write rows to `path` (atomically) and record the export (`host`: the writing
+    host's id, storage.erasure.host_id; its apply_erasures keeps the file erased)."""
     path = Path(path)
     content = render(what, [r.data for r in rows])
     write_atomic(path, content)
@@ -240,7 +242,8 @@ def write_export(session: Session, *, what: str, rows: list[ExportRow], path: st
                     sha256=hashlib.sha256(content).hexdigest(),
                     conversation_ids=[r.conversation_id for r in rows],
                     confirmed_by=[r.confirmed_by for r in rows], since=since,
-                    until=max((r.at for r in rows), default=since), retrain_run_id=retrain_run_id)
+                    until=max((r.at for r in rows), default=since), retrain_run_id=retrain_run_id,
+                    host=host)
     session.add(record)
     session.flush()
     return record
@@ -248,11 +251,11 @@ def write_export(session: Session, *, what: str, rows: list[ExportRow], path: st
 
 def export_training_set(session: Session, *, what: str, path: str | Path, since: datetime | None = None,
                         route: str = DEFAULT_ROUTE, route_languages: dict[str, Collection[str]] | None = None,
-                        confirmed_min_score: float | None = None) -> Export:
+                        confirmed_min_score: float | None = None, host: str | None = None) -> Export:
     """`supportbot db export`: collect and write one training set."""
     rows = collect_rows(session, what=what, since=since, route=route, route_languages=route_languages,
                         confirmed_min_score=confirmed_min_score)
-    return write_export(session, what=what, rows=rows, path=path, route=route, since=since)
+    return write_export(session, what=what, rows=rows, path=path, route=route, since=since, host=host)
 
 
 def list_exports(session: Session, *, what: str | None = None) -> list[Export]:
@@ -262,17 +265,20 @@ def list_exports(session: Session, *, what: str | None = None) -> list[Export]:
     return list(session.scalars(query))
 
 
-def scrub_exports(session: Session, conversation_ids: set[str]) -> int:
-    """Rewrite every recorded export that holds rows of these conversations without
-    them (atomically; row count, hash and conversation list updated). Returns how many
-    rows were removed. A file that is gone already is only re-recorded."""
+def scrub_exports(session: Session, conversation_ids: set[str], *, host: str | None = None) -> int:
+    """Rewrite every export of this host (`host`; None: those recorded without one) that
+    holds rows of these conversations without them (atomically; row count, hash and
+    conversation list updated). Returns how many rows were removed. A file that is gone
+    already is only re-recorded. Other hosts' files are theirs to rewrite
+    (storage.erasure.apply_erasures): their paths mean nothing here."""
     removed = 0
     if not conversation_ids:
         return 0
     # Every file is read and checked before any is rewritten: a refused one leaves all as
     # they were (their records are rolled back with the caller's transaction).
     plans = []
-    for record in session.scalars(sa.select(Export)):
+    mine = Export.host.is_(None) if host is None else Export.host == host
+    for record in session.scalars(sa.select(Export).where(mine)):
         owners = list(record.conversation_ids or [])
         keep = [i for i, c in enumerate(owners) if c not in conversation_ids]
         if len(keep) == len(owners):

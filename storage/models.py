@@ -359,8 +359,26 @@ class Export(Base):
     since: Mapped[datetime | None]
     until: Mapped[datetime | None]
     retrain_run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    # The host whose home holds the file (storage.erasure.host_id); None: written before
+    # revision 0006, claimed by the host where the file is found with its recorded sha256.
+    host: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Erasure(Base):
+    """A conversation erased (storage.erasure), written in the erasure's transaction, so
+    every host can remove its rows from the export files in its own home. Keeps the
+    sha256 of the conversation id, not the id: the table outlives the erasure, and alone
+    it should not list which conversations existed (ids are random uuid4 hex, so the
+    hash cannot be reversed by trying ids). Ids only grow: hosts remember the last one
+    applied."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    conversation_sha256: Mapped[str] = mapped_column(sa.String(64))
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class RetrainRun(Base):

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BeforeValidator
 
 from bot.api.auth import AdminDep, AgentDep, CallerDep
-from bot.api.deps import DialogueDep, SessionDep
+from bot.api.deps import DialogueDep, RuntimeDep, SessionDep
 from bot.callers import Caller
 from bot.api.schemas import (AgentMessageCreate, ConversationCreate, ConversationId, ConversationPublic,
                              ConversationsPublic, MessageCreate, MessagePublic, TurnPublic)
@@ -96,8 +96,9 @@ def list_(session: SessionDep, caller: CallerDep, status: str | None = Query(Non
 
 
 @router.delete("/{conversation_id}", status_code=204)
-def erase(conversation_id: str, session: SessionDep, _admin: AdminDep):
-    if not erase_conversation(session, conversation_id=conversation_id):
+def erase(conversation_id: str, session: SessionDep, runtime: RuntimeDep, _admin: AdminDep):
+    # this host's export files now; other hosts' by their next apply_erasures
+    if not erase_conversation(session, conversation_id=conversation_id, host=runtime.host_id):
         raise NotFoundError(f"no conversation {conversation_id!r}")
     session.commit()  # gone before the 204 goes out (SessionDep's own commit runs after the response)
     return Response(status_code=204)
