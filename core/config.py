@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     retrain_intent_benchmark: str | None = None
     retrain_chat_data: str | None = None
     retrain_chat_benchmark: str | None = None
+    # The chat gate: answer quality (fact recall, invented values; finetune/answer_quality.py) on
+    # this grounded evaluation file (scripts/prepare_grounded_eval.py); without it a chat
+    # candidate is not trained (perplexity cannot say whether replies carry the facts).
+    retrain_chat_eval: Path | None = Field(None, description="grounded evaluation JSONL that gates chat")
     retrain_max_steps: int = Field(0, ge=0, description="cap on fine-tune steps per run; 0: one epoch")
     retrain_epochs: float = Field(1.0, gt=0)
     retrain_learning_rate: float | None = Field(None, gt=0, description="default: the recipe's")

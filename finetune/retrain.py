@@ -9,7 +9,9 @@ For each task (sentiment per route, intent, chat):
         → evaluate candidate and active version on the fixed benchmark sets and the
           held-out slice
         → promote only if the candidate is not worse on any benchmark (within the
-          tolerance) and better on the held-out slice; else reject it
+          tolerance) and better on the held-out slice; else reject it. Chat is judged
+          on answer quality instead (finetune/answer_quality.py: fact recall on a
+          grounded evaluation file, no more invented values), perplexity reported only
 
 One run at a time across every host on the database: a lease in the database (storage
 .repositories.leases) renewed by a heartbeat while the run works; a run killed with -9
@@ -206,22 +208,74 @@ def score_classifier(ref: str, task: str, data: str | Path, settings: Settings, 
 
 
 def score_chat(ref: str, data: str | Path, settings: Settings) -> float:
-    """Perplexity on the assistant turns (lower is better)."""
+    """Perplexity on the assistant turns (lower is better); reported, the chat gate is
+    answer quality (score_chat_answers)."""
     from finetune.perplexity import evaluate_chat
 
     return round(evaluate_chat(ref, data, settings.model_cache_dir, max_samples=200)["perplexity"], 4)
 
 
+def score_chat_answers(ref: str, data: str | Path, settings: Settings) -> dict:
+    """Answer quality on a grounded evaluation file (finetune/answer_quality.py): fact
+    recall and the share of replies with an invented value, both percent."""
+    from finetune.answer_quality import evaluate_answers
+
+    result = evaluate_answers(ref, data, settings.model_cache_dir)
+    return {"fact_recall": result["fact_recall"], "invented": result["invented"], "n": result["n"],
+            "languages": {k: {"fact_recall": v["fact_recall"], "invented": v["invented"]}
+                          for k, v in result["languages"].items()}}
+
+
+def cannot_judge(settings: Settings, task: str) -> str | None:
+    """Why a task's candidate could not be judged (so it is not trained), else None: chat
+    needs its grounded evaluation file, since perplexity does not say whether the replies
+    carry the facts (issue 18)."""
+    if task != "chat":
+        return None
+    path = settings.retrain_chat_eval
+    if path is None:
+        return ("cannot judge answer quality: no grounded evaluation file (set SUPPORTBOT_RETRAIN_CHAT_EVAL; "
+                "scripts/prepare_grounded_eval.py writes one); a chat model is not promoted on perplexity alone")
+    if not Path(path).is_file():
+        return f"cannot judge answer quality: {path}: no such file (SUPPORTBOT_RETRAIN_CHAT_EVAL)"
+    return None
+
+
+def decide_chat(active: dict, candidate: dict, tolerance: float, baseline: dict | None = None) -> tuple[bool, str]:
+    """The chat gate, on answer quality (`"answers"`: fact_recall, invented): promote iff
+    fact recall is higher than the active version's and not below the route's original
+    model's by more than `tolerance` points, and the share of replies with an invented
+    value rises by no more than `tolerance` points above either. Perplexity (benchmarks,
+    feedback slice) is reported, not judged."""
+    if "answers" not in active or "answers" not in candidate:
+        return False, "cannot judge answer quality: no grounded evaluation (SUPPORTBOT_RETRAIN_CHAT_EVAL)"
+    before, after = active["answers"], candidate["answers"]
+    original = (baseline or {}).get("answers")
+    for who, ref in (("the active version", before), ("the original model", original)):
+        if ref is not None and after["invented"] > ref["invented"] + tolerance:
+            return False, (f"more replies with an invented value than {who}: {ref['invented']}% → "
+                           f"{after['invented']}% (tolerance {tolerance})")
+    if original is not None and after["fact_recall"] < original["fact_recall"] - tolerance:
+        return False, (f"lower fact recall than the original model: {original['fact_recall']}% → "
+                       f"{after['fact_recall']}% (tolerance {tolerance})")
+    if not after["fact_recall"] > before["fact_recall"]:
+        return False, f"fact recall not higher: {before['fact_recall']}% → {after['fact_recall']}%"
+    return True, (f"fact recall {before['fact_recall']}% → {after['fact_recall']}%, invented "
+                  f"{before['invented']}% → {after['invented']}% (perplexity, not judged: feedback slice "
+                  f"{active.get('feedback')} → {candidate.get('feedback')})")
+
+
 def decide(task: str, active: dict, candidate: dict, tolerance: float,
            baseline: dict | None = None) -> tuple[bool, str]:
-    """Promote iff not worse on any benchmark (within `tolerance`: accuracy points, or
-    percent of perplexity for chat) than the active version nor than the route's original
-    model (`baseline`, when it is not the active one: small losses cannot add up over
-    rounds), and better on the held-out feedback slice."""
-    lower_better = task == "chat"
+    """Promote iff not worse on any benchmark (within `tolerance` accuracy points) than the
+    active version nor than the route's original model (`baseline`, when it is not the
+    active one: small losses cannot add up over rounds), and better on the held-out
+    feedback slice. Chat: `decide_chat` (answer quality)."""
+    if task == "chat":
+        return decide_chat(active, candidate, tolerance, baseline)
 
     def worse(before, after):
-        return (after > before * (1 + tolerance / 100)) if lower_better else (after < before - tolerance)
+        return after < before - tolerance
 
     for name, before in active["benchmarks"].items():
         after = candidate["benchmarks"][name]
@@ -232,8 +286,7 @@ def decide(task: str, active: dict, candidate: dict, tolerance: float,
             return False, (f"worse on benchmark {name} than the original model: {original} → {after} "
                            f"(tolerance {tolerance})")
     before, after = active["feedback"], candidate["feedback"]
-    better = after < before if lower_better else after > before
-    if not better:
+    if not after > before:
         return False, f"not better on the held-out feedback slice: {before} → {after}"
     bench = ", ".join(f"{n} {active['benchmarks'][n]} → {candidate['benchmarks'][n]}" for n in active["benchmarks"])
     return True, f"feedback slice {before} → {after}" + (f"; benchmarks {bench}" if bench else "")
@@ -355,21 +408,26 @@ def _judge(settings: Settings, task: str, active_ref: str, candidate_dir: Path, 
     """Score the active version and each candidate (alpha) on the benchmarks and the held-out
     feedback slice, and the route's original model (`baseline_ref`) on the benchmarks when
     another version is active; the chosen candidate is the best on the slice among those
-    the gate passes (else the plain candidate, rejected). Returns (promote, reason, chosen
-    dir, measurements)."""
+    the gate passes (else the plain candidate, rejected). Chat: each is also scored on
+    answer quality (`"answers"`), which alone decides and chooses. Returns (promote,
+    reason, chosen dir, measurements)."""
     def score(ref, data, restrict=True):
         if task == "chat":
             return score_chat(ref, data, settings)
         return score_classifier(ref, task, data, settings, restrict=restrict)
 
+    def answers(ref):  # chat: the gate's measure (perplexity below is reported only)
+        return {"answers": score_chat_answers(ref, settings.retrain_chat_eval, settings)} if task == "chat" else {}
+
     def measure(ref):
         return {"benchmarks": {Path(b).name: score(ref, b) for b in benchmarks},
-                "feedback": score(ref, held_path, restrict=False)}
+                "feedback": score(ref, held_path, restrict=False), **answers(ref)}
 
     measured = {"active": measure(active_ref)}
-    if baseline_ref and baseline_ref != active_ref and benchmarks:
+    if baseline_ref and baseline_ref != active_ref and (benchmarks or task == "chat"):
         measured["baseline"] = {"model": baseline_ref,
-                                "benchmarks": {Path(b).name: score(baseline_ref, b) for b in benchmarks}}
+                                "benchmarks": {Path(b).name: score(baseline_ref, b) for b in benchmarks},
+                                **answers(baseline_ref)}
     verdicts = []
     for alpha, directory in _candidates(settings, active_ref, candidate_dir):
         scores = measure(str(directory))
@@ -378,10 +436,14 @@ def _judge(settings: Settings, task: str, active_ref: str, candidate_dir: Path, 
                                  baseline=measured.get("baseline"))
         verdicts.append((promote, alpha, directory, reason, scores))
     passing = [v for v in verdicts if v[0]]
-    lower_better = task == "chat"
+
+    def rank(v):  # best first: chat by fact recall then fewer invented, others by the slice; then higher alpha
+        if task == "chat":
+            return (-v[4]["answers"]["fact_recall"], v[4]["answers"]["invented"], -v[1])
+        return (-v[4]["feedback"], -v[1])
+
     if passing:
-        promote, alpha, directory, reason, scores = min(
-            passing, key=lambda v: (v[4]["feedback"] if lower_better else -v[4]["feedback"], -v[1]))
+        promote, alpha, directory, reason, scores = min(passing, key=rank)
     else:
         promote, alpha, directory, reason, scores = verdicts[0]
     measured["candidate"] = scores
@@ -398,8 +460,9 @@ def retrain_task(settings: Settings, sessions, task: str, route: str, *, dry_run
     with sessions.begin() as session:
         since, new, rows = _rows(session, settings, task, route)
     n_new = len(new)
-    if n_new < settings.retrain_min_new:
-        reason = f"{n_new} new rows since the last run; {settings.retrain_min_new} needed"
+    reason = (f"{n_new} new rows since the last run; {settings.retrain_min_new} needed"
+              if n_new < settings.retrain_min_new else cannot_judge(settings, task))
+    if reason:
         if not dry_run:
             with sessions.begin() as session:
                 run = RetrainRun(task=task, route=route, status="skipped", reason=reason, finished_at=utcnow(),

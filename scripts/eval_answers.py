@@ -63,51 +63,10 @@ KINDS = ("plain", "typo", "angry", "indirect", "two_questions", "two_articles", 
 # ---------------------------------------------------------------------------------------
 # text normalisation and fact matching
 
-_DASHES = re.compile(r"[\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uFE58\uFE63\uFF0D]")
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+from finetune.answer_quality import (  # noqa: E402 - the matching shared with the retrain gate
+    CJK as _CJK, DASHES as _DASHES, fact_alternatives, fact_found, match_facts, normalize)
+
 _CJK_CHAR = re.compile(f"[{_CJK}]")
-_SPACE_BEFORE_CJK = re.compile(rf"\s+(?=[{_CJK}\u3000-\u303f\uff00-\uffef“”‘’])")
-_SPACE_AFTER_CJK = re.compile(rf"(?<=[{_CJK}\u3000-\u303f\uff00-\uffef“”‘’])\s+")
-
-
-def normalize(text: str) -> str:
-    """For matching: NFKC (full-width digits and letters to ASCII), one kind of dash and
-    quote, lower case, whitespace collapsed, and no spaces next to Chinese characters
-    ("30 天" == "30天")."""
-    text = unicodedata.normalize("NFKC", text or "")
-    text = _DASHES.sub("-", text)
-    text = text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
-    text = re.sub(r"\s+", " ", text).strip().lower()
-    text = _SPACE_BEFORE_CJK.sub("", text)
-    return _SPACE_AFTER_CJK.sub("", text)
-
-
-def fact_alternatives(fact) -> tuple[list[str], bool]:
-    """A fact is a list of alternative strings, or {"any": [...], "paraphrase": true}
-    (a fact the articles state in other words: exempt from --check-set)."""
-    if isinstance(fact, dict):
-        return list(fact.get("any") or fact.get("alternatives") or []), bool(fact.get("paraphrase"))
-    if isinstance(fact, str):
-        return [fact], False
-    return list(fact), False
-
-
-def fact_found(reply: str, fact) -> str | None:
-    """The first alternative of `fact` that the reply contains (normalised), else None."""
-    text = normalize(reply)
-    for alt in fact_alternatives(fact)[0]:
-        if alt.strip() and normalize(alt) in text:
-            return alt
-    return None
-
-
-def match_facts(reply: str, facts: list) -> tuple[list[str], list[str]]:
-    """(found, missed): each fact named by its first alternative."""
-    found, missed = [], []
-    for fact in facts:
-        name = fact_alternatives(fact)[0][0]
-        (found if fact_found(reply, fact) is not None else missed).append(name)
-    return found, missed
 
 
 def contradictions_in(reply: str, contradictions: list[str]) -> list[str]:

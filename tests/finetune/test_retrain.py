@@ -4,11 +4,13 @@ server is tests/integration/test_retrain.py."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -49,13 +51,70 @@ def test_small_losses_cannot_add_up_over_rounds():
     assert rt.decide("sentiment", active, candidate, tolerance=0.5, baseline={"benchmarks": {"b": 89.8}})[0]
 
 
-def test_chat_gate_is_on_perplexity_lower_is_better():
-    active, candidate = gate(3.0, 3.01, 4.0, 3.5)  # +0.33% benchmark perplexity, tolerance 0.5%
-    assert rt.decide("chat", active, candidate, tolerance=0.5)[0]
-    active, candidate = gate(3.0, 3.1, 4.0, 3.5)  # +3.3%
-    assert not rt.decide("chat", active, candidate, tolerance=0.5)[0]
-    active, candidate = gate(3.0, 2.9, 4.0, 4.1)
-    assert not rt.decide("chat", active, candidate, tolerance=0.5)[0]
+def answers(fact_recall, invented, feedback=3.0):
+    return {"benchmarks": {"b.jsonl": 3.0}, "feedback": feedback,
+            "answers": {"fact_recall": fact_recall, "invented": invented, "n": 120}}
+
+
+@pytest.mark.parametrize("active, candidate, promote, why", [
+    ((40.0, 5.0), (45.0, 5.0), True, "fact recall 40.0% → 45.0%"),
+    ((40.0, 5.0), (45.0, 5.4), True, "fact recall"),  # invented within the tolerance (0.5 points)
+    ((40.0, 5.0), (40.0, 5.0), False, "fact recall not higher"),
+    ((40.0, 5.0), (38.0, 0.0), False, "fact recall not higher"),
+    ((40.0, 5.0), (60.0, 6.0), False, "more replies with an invented value than the active version"),
+])
+def test_chat_gate_is_answer_quality_not_perplexity(active, candidate, promote, why):
+    # the candidate's perplexity is far worse on everything: it does not decide
+    ok, reason = rt.decide("chat", answers(*active), answers(*candidate, feedback=9.0) | {"benchmarks": {"b.jsonl": 9.0}},
+                           tolerance=0.5)
+    assert ok is promote and reason.startswith(why)
+
+
+def test_chat_gate_against_the_original_model_and_without_an_evaluation():
+    original = {"benchmarks": {}, "answers": {"fact_recall": 50.0, "invented": 0.0}}
+    ok, reason = rt.decide("chat", answers(40.0, 0.0), answers(45.0, 0.0), 0.5, baseline=original)
+    assert not ok and reason.startswith("lower fact recall than the original model: 50.0% → 45.0%")
+    ok, reason = rt.decide("chat", answers(40.0, 2.0), answers(55.0, 2.0), 0.5, baseline=original)
+    assert not ok and reason.startswith("more replies with an invented value than the original model")
+    ok, reason = rt.decide("chat", {"benchmarks": {}, "feedback": 4.0}, {"benchmarks": {}, "feedback": 3.0}, 0.5)
+    assert not ok and reason.startswith("cannot judge answer quality")
+
+
+def test_chat_is_not_trained_without_a_grounded_evaluation_file(tmp_path):
+    assert rt.cannot_judge(settings_with(), "sentiment") is None
+    assert "SUPPORTBOT_RETRAIN_CHAT_EVAL" in rt.cannot_judge(settings_with(), "chat")
+    assert "no such file" in rt.cannot_judge(settings_with(retrain_chat_eval=tmp_path / "gone.jsonl"), "chat")
+    (tmp_path / "eval.jsonl").write_text("{}\n")
+    assert rt.cannot_judge(settings_with(retrain_chat_eval=tmp_path / "eval.jsonl"), "chat") is None
+
+
+def test_chat_judge_scores_replies_and_picks_on_fact_recall(tmp_path, monkeypatch):
+    """_judge on stubbed replies (the model's generation is the only thing stubbed; the
+    prompt-free scoring and the gate run): a candidate that states the facts without
+    inventing is promoted; one that states fewer, or invents, is rejected."""
+    from finetune import answer_quality
+
+    rows = [{"question": "How long is shipping?", "language": "en", "passage": "Shipping takes 3-5 business days.",
+             "facts": ["3-5 business days"]},
+            {"question": "退货期限？", "language": "zh", "passage": "签收后 30 天内可以退货。", "facts": ["30天"]}]
+    eval_path = tmp_path / "eval.jsonl"
+    eval_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    replies = {"active": ["It ships soon.", "签收后30天内可以退货。"]}
+    monkeypatch.setattr(answer_quality, "generate_replies", lambda ref, rows, cache: replies[Path(ref).name])
+    monkeypatch.setattr(rt, "score_chat", lambda ref, data, settings: 3.0)  # perplexity: reported only
+    settings = settings_with(home=tmp_path, retrain_chat_eval=eval_path, retrain_interpolation="1")
+
+    def judge(candidate_replies):
+        replies["candidate"] = candidate_replies
+        return rt._judge(settings, "chat", "active", tmp_path / "candidate", [], str(tmp_path / "held.jsonl"))
+
+    promote, reason, chosen, measured = judge(["Shipping takes 3-5 business days.", "签收后30天内可以退货。"])
+    assert promote and chosen == tmp_path / "candidate" and reason.startswith("fact recall 50.0% → 100.0%")
+    assert measured["candidate"]["answers"]["fact_recall"] == 100.0 and measured["candidate"]["feedback"] == 3.0
+    promote, reason, _, _ = judge(["It ships in 2 days.", "签收后30天内可以退货。"])  # no better, and invents
+    assert not promote and reason.startswith("more replies with an invented value than the active version: 0.0% → 50.0%")
+    promote, reason, _, _ = judge(["Shipping takes 3-5 business days.", "可以退货。"])  # as good, not better
+    assert not promote and reason.startswith("fact recall not higher: 50.0% → 50.0%")
 
 
 def test_split_keeps_one_row_each_side_and_is_seeded():
